@@ -1,0 +1,516 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Config configures a Manager. Only Store is required.
+type Config struct {
+	// Store keeps the sessions. Required. The caller opens it and closes it
+	// after closing the Manager.
+	Store Store
+
+	// Policy is the timeouts of a session when Login is given a zero Policy.
+	// The default is DefaultPolicy: 30 minutes idle, 12 hours absolute.
+	Policy Policy
+
+	// TouchInterval is the least time between two writes of a session's last
+	// activity. Between them activity is not written, so a busy session costs
+	// a few writes per idle period instead of one per request. The price: a
+	// session can end up to one TouchInterval early (never late), because the
+	// store's last activity may lag by that much. The default, per session, is
+	// a twentieth of its idle timeout, at most one minute. A value larger than
+	// the idle timeout's twentieth is allowed but makes sessions end earlier.
+	TouchInterval time.Duration
+
+	// Cookie says how the token travels; the zero value is the secure default.
+	Cookie CookieConfig
+
+	// Clock tells the time. The default is SystemClock.
+	Clock Clock
+
+	// Observers receive the started, renewed and ended events.
+	Observers []Observer
+
+	// Logger receives warnings (an insecure cookie setting, store failures).
+	// The default is slog.Default().
+	Logger *slog.Logger
+
+	// SweepInterval is how often the Manager ends sessions that timed out
+	// while nobody used them, so that their end events come within about
+	// this interval plus the sweep's run time. The default is one second; a
+	// negative value turns the background sweeper off (call SweepExpired).
+	SweepInterval time.Duration
+
+	// SweepBatch is how many sessions one store call of a sweep ends. The
+	// default is 500.
+	SweepBatch int
+
+	// EndedRetention is how long a store remembers why a token stopped
+	// working, so a browser coming back is told "signed out after 30 minutes
+	// of inactivity" instead of being sent to a bare login page. The default
+	// is 24 hours.
+	EndedRetention time.Duration
+
+	// StoreTimeout bounds every store call, so a slow store fails requests
+	// (closed: nobody is signed in) instead of piling them up. The default is
+	// 3 seconds.
+	StoreTimeout time.Duration
+
+	// ClientIP returns the client address recorded with a session. The
+	// default is the host part of r.RemoteAddr; behind a proxy, supply one
+	// that trusts only that proxy's header.
+	ClientIP func(r *http.Request) string
+
+	// Unauthenticated answers requests that Require refuses for want of a
+	// session. EndedReason(r.Context()) tells why, when known. The default
+	// answers 401 with a short text.
+	Unauthenticated http.Handler
+
+	// StoreFailure answers requests that Require cannot decide because the
+	// store failed; nobody is treated as signed in. The default answers 503.
+	StoreFailure http.Handler
+
+	// ClearSiteData is the Clear-Site-Data header sent on Logout, so the
+	// browser drops what it kept of the signed-in user. The default is
+	// `"cache", "cookies", "storage"`; "-" sends none. Note that "cookies"
+	// clears the cookies of the whole registrable domain.
+	ClearSiteData string
+}
+
+// Manager creates, checks and ends sessions. It is safe for concurrent use.
+type Manager struct {
+	store      Store
+	policy     Policy
+	touchEvery time.Duration
+	cookie     CookieConfig
+	cookieName string
+	clock      Clock
+	observers  []Observer
+	log        *slog.Logger
+	sweepBatch int
+	retention  time.Duration
+	timeout    time.Duration
+	clientIP   func(*http.Request) string
+	unauth     http.Handler
+	failure    http.Handler
+	clearSite  string
+
+	stopSweep chan struct{}
+	sweepDone chan struct{}
+	closeOnce sync.Once
+}
+
+// New returns a Manager for cfg, and starts its sweeper unless
+// cfg.SweepInterval is negative. Close stops it.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("session: Config.Store is required")
+	}
+	m := &Manager{
+		store:      cfg.Store,
+		policy:     cfg.Policy,
+		touchEvery: cfg.TouchInterval,
+		cookie:     cfg.Cookie,
+		cookieName: cfg.Cookie.cookieName(),
+		clock:      cfg.Clock,
+		observers:  cfg.Observers,
+		log:        cfg.Logger,
+		sweepBatch: cfg.SweepBatch,
+		retention:  cfg.EndedRetention,
+		timeout:    cfg.StoreTimeout,
+		clientIP:   cfg.ClientIP,
+		unauth:     cfg.Unauthenticated,
+		failure:    cfg.StoreFailure,
+		clearSite:  cfg.ClearSiteData,
+	}
+	if m.policy == (Policy{}) {
+		m.policy = DefaultPolicy
+	}
+	if err := m.policy.Validate(); err != nil {
+		return nil, err
+	}
+	if m.touchEvery < 0 {
+		return nil, fmt.Errorf("session: TouchInterval must not be negative, got %v", m.touchEvery)
+	}
+	if m.cookie.SameSite == http.SameSiteNoneMode {
+		return nil, errors.New("session: SameSite=None would send the session cookie on cross-site requests; use Lax or Strict")
+	}
+	if m.clock == nil {
+		m.clock = SystemClock
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	if m.sweepBatch <= 0 {
+		m.sweepBatch = 500
+	}
+	if m.retention <= 0 {
+		m.retention = 24 * time.Hour
+	}
+	if m.timeout <= 0 {
+		m.timeout = 3 * time.Second
+	}
+	if m.clientIP == nil {
+		m.clientIP = remoteIP
+	}
+	if m.unauth == nil {
+		m.unauth = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "Not signed in: sign in and try again.", http.StatusUnauthorized)
+		})
+	}
+	if m.failure == nil {
+		m.failure = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "The session service is unavailable; try again in a moment.", http.StatusServiceUnavailable)
+		})
+	}
+	if m.clearSite == "" {
+		m.clearSite = `"cache", "cookies", "storage"`
+	}
+	if m.cookie.InsecureAllowHTTP {
+		m.log.Warn("INSECURE: session cookie sent without the Secure attribute; anyone on the network path can steal sessions. Use only for development over plain HTTP.",
+			"cookie", m.cookieName)
+	}
+	interval := cfg.SweepInterval
+	if interval == 0 {
+		interval = time.Second
+	}
+	if interval > 0 {
+		m.stopSweep = make(chan struct{})
+		m.sweepDone = make(chan struct{})
+		go m.sweepLoop(interval)
+	}
+	return m, nil
+}
+
+// Close stops the sweeper. It does not close the store.
+func (m *Manager) Close() error {
+	m.closeOnce.Do(func() {
+		if m.stopSweep != nil {
+			close(m.stopSweep)
+			<-m.sweepDone
+		}
+	})
+	return nil
+}
+
+// CookieName is the full name of the session cookie, prefix included.
+func (m *Manager) CookieName() string { return m.cookieName }
+
+// DefaultPolicy is the policy sessions get when Login is given none.
+func (m *Manager) DefaultPolicy() Policy { return m.policy }
+
+// TouchInterval is the least time between two writes of the last activity of
+// a session with policy p.
+func (m *Manager) TouchInterval(p Policy) time.Duration {
+	if m.touchEvery > 0 {
+		return m.touchEvery
+	}
+	return min(p.IdleTimeout/20, time.Minute)
+}
+
+// Ping reports whether the store answers, within the store timeout.
+func (m *Manager) Ping(ctx context.Context) error {
+	ctx, cancel := m.storeContext(ctx)
+	defer cancel()
+	return m.store.Ping(ctx)
+}
+
+// Login starts a new session for userID with policy p (a zero p means the
+// Manager's default policy), sets its cookie on w, and returns it. The token
+// is always new: a session the browser presented is ended first (as a
+// logout), so a token planted before login can never be adopted.
+// The request's context, when it went through Handler or Require, sees the
+// new session afterwards.
+func (m *Manager) Login(w http.ResponseWriter, r *http.Request, userID string, p Policy) (*Session, error) {
+	if userID == "" {
+		return nil, errors.New("session: Login needs a user ID")
+	}
+	if p == (Policy{}) {
+		p = m.policy
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	st := m.requestState(r)
+	if old, _, _ := st.get(); old != nil {
+		if _, err := m.end(r.Context(), old.info(), Ending{Reason: ReasonLogout, At: m.clock.Now()}, m.clientIP(r)); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		st.set(nil, ReasonLogout)
+	}
+	now := m.clock.Now()
+	token, hash := newToken()
+	rec := Record{
+		Info: Info{
+			ID:              newPublicID(),
+			UserID:          userID,
+			CreatedAt:       now,
+			AuthenticatedAt: now,
+			LastActivity:    now,
+			Policy:          p,
+			IP:              m.clientIP(r),
+			UserAgent:       truncate(r.UserAgent(), 512),
+		},
+		TokenHash: hash,
+	}
+	ctx, cancel := m.storeContext(r.Context())
+	defer cancel()
+	if err := m.store.Create(ctx, rec); err != nil {
+		return nil, fmt.Errorf("session: creating session: %w", err)
+	}
+	m.setCookie(w, token)
+	s := &Session{m: m, rec: rec}
+	st.set(s, "")
+	m.emit(r.Context(), Event{Kind: EventStarted, Session: rec.Info, Time: now, IP: rec.IP})
+	return s, nil
+}
+
+// Logout ends the request's session, if any, and tells the browser to forget
+// it: the cookie is deleted and Clear-Site-Data is sent. It is safe to call
+// without a session.
+func (m *Manager) Logout(w http.ResponseWriter, r *http.Request) error {
+	st := m.requestState(r)
+	m.clearCookie(w)
+	if m.clearSite != "-" {
+		w.Header().Set("Clear-Site-Data", m.clearSite)
+	}
+	s, _, err := st.get()
+	if s == nil {
+		return err
+	}
+	st.set(nil, ReasonLogout)
+	_, err = m.end(r.Context(), s.info(), Ending{Reason: ReasonLogout, At: m.clock.Now()}, m.clientIP(r))
+	if errors.Is(err, ErrNotFound) {
+		return nil // it ended meanwhile; the browser forgets it all the same
+	}
+	return err
+}
+
+// Renew gives the request's session a new token, keeping its ID, data and
+// clocks. Call it after a privilege change (OWASP: renew the session ID after
+// any privilege level change); the old token stops working at once.
+func (m *Manager) Renew(w http.ResponseWriter, r *http.Request) error {
+	return m.renew(w, r, false)
+}
+
+// Reauthenticate records that the user proved who they are again (they typed
+// their password before a sensitive action): the session gets a new token
+// and both clocks restart from now (NIST 800-63B-4 §5.2).
+func (m *Manager) Reauthenticate(w http.ResponseWriter, r *http.Request) error {
+	return m.renew(w, r, true)
+}
+
+// ErrNoSession is returned by operations that need the request's session
+// when the request has none.
+var ErrNoSession = errors.New("session: the request has no session")
+
+func (m *Manager) renew(w http.ResponseWriter, r *http.Request, reauth bool) error {
+	st := m.requestState(r)
+	s, _, err := st.get()
+	if s == nil {
+		if err != nil {
+			return err
+		}
+		return ErrNoSession
+	}
+	now := m.clock.Now()
+	info := s.info()
+	authAt, last := info.AuthenticatedAt, info.LastActivity
+	if reauth {
+		authAt, last = now, now
+	} else if !st.isPassive() && now.After(last) {
+		last = now
+	}
+	token, hash := newToken()
+	ctx, cancel := m.storeContext(r.Context())
+	defer cancel()
+	if err := m.store.Renew(ctx, info.ID, s.tokenHash(), hash, authAt, last); err != nil {
+		return fmt.Errorf("session: renewing session: %w", err)
+	}
+	s.renewed(hash, authAt, last)
+	m.setCookie(w, token)
+	m.emit(r.Context(), Event{Kind: EventRenewed, Session: s.info(), Time: now, IP: m.clientIP(r)})
+	return nil
+}
+
+// Revoke ends the session with public ID id, with reason ReasonRevoked. It
+// returns ErrNotFound if no such session is live.
+func (m *Manager) Revoke(ctx context.Context, id string) error {
+	_, err := m.end(ctx, Info{ID: id}, Ending{Reason: ReasonRevoked, At: m.clock.Now()}, "")
+	return err
+}
+
+// RevokeUser ends every live session of userID except the one with public ID
+// except (empty: none excepted), with reason ReasonRevoked, and returns how
+// many it ended. Use it when a password changes, an account is disabled, or a
+// user asks to sign out everywhere else.
+func (m *Manager) RevokeUser(ctx context.Context, userID, except string) (int, error) {
+	if userID == "" {
+		return 0, errors.New("session: RevokeUser needs a user ID")
+	}
+	sessions, err := m.listRecords(ctx, userID, 0)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, rec := range sessions {
+		if rec.ID == except {
+			continue
+		}
+		_, err := m.end(ctx, rec.Info, Ending{Reason: ReasonRevoked, At: m.clock.Now()}, "")
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, ErrNotFound): // it ended meanwhile
+		default:
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// List returns the live sessions of userID, or of every user when userID is
+// empty, oldest first, at most limit of them (limit <= 0: all).
+func (m *Manager) List(ctx context.Context, userID string, limit int) ([]Info, error) {
+	recs, err := m.listRecords(ctx, userID, limit)
+	if err != nil {
+		return nil, err
+	}
+	infos := make([]Info, len(recs))
+	for i, rec := range recs {
+		infos[i] = rec.Info
+	}
+	return infos, nil
+}
+
+func (m *Manager) listRecords(ctx context.Context, userID string, limit int) ([]Record, error) {
+	ctx, cancel := m.storeContext(ctx)
+	defer cancel()
+	recs, err := m.store.List(ctx, userID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("session: listing sessions: %w", err)
+	}
+	now := m.clock.Now()
+	live := recs[:0]
+	for _, rec := range recs {
+		if !rec.Expired(now) { // expired but not yet swept: not live
+			live = append(live, rec)
+		}
+	}
+	return live, nil
+}
+
+// SweepExpired ends every session whose deadline has passed, in batches, and
+// emits their end events; it returns how many it ended. The background
+// sweeper calls it every SweepInterval; call it yourself when the sweeper is
+// off or a test has moved the clock.
+func (m *Manager) SweepExpired(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		sctx, cancel := m.storeContext(ctx)
+		ended, err := m.store.EndExpired(sctx, m.clock.Now(), m.retention, m.sweepBatch)
+		cancel()
+		for _, e := range ended {
+			m.emit(ctx, Event{Kind: EventEnded, Session: e.Info, Reason: e.Reason, Time: e.At})
+		}
+		total += len(ended)
+		if err != nil {
+			return total, fmt.Errorf("session: sweeping expired sessions: %w", err)
+		}
+		if len(ended) < m.sweepBatch || ctx.Err() != nil {
+			return total, ctx.Err()
+		}
+	}
+}
+
+func (m *Manager) sweepLoop(interval time.Duration) {
+	defer close(m.sweepDone)
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-m.stopSweep
+		cancel()
+	}()
+	failing := false
+	for {
+		select {
+		case <-m.stopSweep:
+			return
+		case <-ticker.C:
+		}
+		_, err := m.SweepExpired(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			m.log.Error("session sweeper: the store failed; expired sessions are still refused, their end events wait", "err", err)
+			failing = true
+		case err == nil && failing:
+			m.log.Info("session sweeper: the store answers again")
+			failing = false
+		}
+	}
+}
+
+// end ends a session once, and emits its end event if this call ended it.
+func (m *Manager) end(ctx context.Context, info Info, e Ending, ip string) (Record, error) {
+	e.KeepUntil = e.At.Add(m.retention)
+	sctx, cancel := m.storeContext(ctx)
+	defer cancel()
+	rec, err := m.store.End(sctx, info.ID, e)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Record{}, err
+		}
+		return Record{}, fmt.Errorf("session: ending session: %w", err)
+	}
+	m.emit(ctx, Event{Kind: EventEnded, Session: rec.Info, Reason: e.Reason, Time: e.At, IP: ip})
+	return rec, nil
+}
+
+func (m *Manager) emit(ctx context.Context, e Event) {
+	for _, o := range m.observers {
+		o.SessionEvent(ctx, e)
+	}
+}
+
+// storeContext bounds a store call by the store timeout. It detaches from
+// the request's cancellation: a client that hangs up must not leave a
+// logout or a touch half done.
+func (m *Manager) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), m.timeout)
+}
+
+func (m *Manager) setCookie(w http.ResponseWriter, token string) {
+	http.SetCookie(w, m.cookie.sessionCookie(m.cookieName, token))
+	// A response that carries a token must never be stored by a cache.
+	w.Header().Set("Cache-Control", "no-store")
+}
+
+func (m *Manager) clearCookie(w http.ResponseWriter) {
+	http.SetCookie(w, m.cookie.sessionCookie(m.cookieName, ""))
+	w.Header().Set("Cache-Control", "no-store")
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

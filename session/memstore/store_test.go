@@ -1,0 +1,398 @@
+package memstore
+
+import (
+	"cmp"
+	"errors"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionguard/sessionguard/session"
+	"github.com/sessionguard/sessionguard/session/storetest"
+)
+
+var base = time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+
+var policy = session.Policy{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour}
+
+func TestClosedStoreFails(t *testing.T) {
+	s := New()
+	ctx := t.Context()
+	rec := storetest.NewRecord("alice", base, policy)
+	if err := s.Create(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v, want nil", err)
+	}
+	calls := map[string]error{
+		"Create":   s.Create(ctx, storetest.NewRecord("bob", base, policy)),
+		"Touch":    s.Touch(ctx, rec.ID, base),
+		"SaveData": s.SaveData(ctx, rec.ID, nil),
+		"Renew":    s.Renew(ctx, rec.ID, rec.TokenHash, rec.TokenHash, base, base),
+		"Ping":     s.Ping(ctx),
+	}
+	_, calls["Get"] = s.Get(ctx, rec.TokenHash)
+	_, calls["End"] = s.End(ctx, rec.ID, session.Ending{Reason: session.ReasonLogout, At: base, KeepUntil: base})
+	_, calls["EndExpired"] = s.EndExpired(ctx, base, time.Hour, 10)
+	_, calls["Ended"] = s.Ended(ctx, rec.TokenHash)
+	_, calls["List"] = s.List(ctx, "", 0)
+	for name, err := range calls {
+		if !errors.Is(err, errClosed) {
+			t.Errorf("%s after Close: %v, want %v", name, err, errClosed)
+		}
+	}
+}
+
+func TestEndExpiredRefusesUnboundedBatch(t *testing.T) {
+	s := New()
+	rec := storetest.NewRecord("alice", base, policy)
+	if err := s.Create(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int{0, -1} {
+		if _, err := s.EndExpired(t.Context(), base.Add(24*time.Hour), time.Hour, limit); err == nil {
+			t.Errorf("EndExpired with limit %d: no error", limit)
+		}
+	}
+	if _, err := s.Get(t.Context(), rec.TokenHash); err != nil {
+		t.Errorf("a refused EndExpired ended the session: %v", err)
+	}
+}
+
+func TestTimesOutOfRange(t *testing.T) {
+	ctx := t.Context()
+	far := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		set  func(*session.Record)
+	}{
+		{"zero CreatedAt", func(r *session.Record) { r.CreatedAt = time.Time{} }},
+		{"AuthenticatedAt after 2262", func(r *session.Record) { r.AuthenticatedAt = far }},
+		{"LastActivity before 1678", func(r *session.Record) { r.LastActivity = time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := New()
+			rec := storetest.NewRecord("alice", base, policy)
+			c.set(&rec)
+			err := s.Create(ctx, rec)
+			if err == nil || !strings.Contains(err.Error(), "1678 to 2262") {
+				t.Errorf("Create: %v, want an error naming the range", err)
+			}
+			if _, err := s.Get(ctx, rec.TokenHash); !errors.Is(err, session.ErrNotFound) {
+				t.Errorf("Get after a refused Create: %v, want ErrNotFound", err)
+			}
+		})
+	}
+
+	s := New()
+	rec := storetest.NewRecord("alice", base, policy)
+	if err := s.Create(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Touch(ctx, rec.ID, far); err == nil || errors.Is(err, session.ErrNotFound) {
+		t.Errorf("Touch after 2262: %v, want a range error", err)
+	}
+	if err := s.Renew(ctx, rec.ID, rec.TokenHash, rec.TokenHash, far, base); err == nil {
+		t.Error("Renew after 2262: no error")
+	}
+	if _, err := s.End(ctx, rec.ID, session.Ending{Reason: session.ReasonLogout, At: base, KeepUntil: far}); err == nil {
+		t.Error("End keeping until after 2262: no error")
+	}
+	got, err := s.Get(ctx, rec.TokenHash)
+	if err != nil || !got.LastActivity.Equal(base) || !got.AuthenticatedAt.Equal(base) {
+		t.Errorf("refused calls changed the session: %+v, %v", got.Info, err)
+	}
+}
+
+func TestRenewToALiveHashIsConflict(t *testing.T) {
+	s := New()
+	ctx := t.Context()
+	a := storetest.NewRecord("alice", base, policy)
+	b := storetest.NewRecord("bob", base, policy)
+	for _, r := range []session.Record{a, b} {
+		if err := s.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Renew(ctx, a.ID, a.TokenHash, b.TokenHash, base, base); !errors.Is(err, session.ErrConflict) {
+		t.Errorf("Renew to another session's hash: %v, want ErrConflict", err)
+	}
+	if got, err := s.Get(ctx, b.TokenHash); err != nil || got.ID != b.ID {
+		t.Errorf("Get(b's hash) = %q, %v; want b", got.ID, err)
+	}
+	if got, err := s.Get(ctx, a.TokenHash); err != nil || got.ID != a.ID {
+		t.Errorf("Get(a's hash) = %q, %v; want a", got.ID, err)
+	}
+}
+
+// TestSharedHashKey checks sessions whose token hashes share the 64 bits
+// that key the hash index: with real hashes, a once-in-2^64 event.
+func TestSharedHashKey(t *testing.T) {
+	ctx := t.Context()
+	s := New()
+	live := make(map[string]session.Record)
+	wantLive := func(when string) {
+		t.Helper()
+		for _, rec := range live {
+			if got, err := s.Get(ctx, rec.TokenHash); err != nil || got.ID != rec.ID {
+				t.Fatalf("%s: Get of chained session %s = %q, %v", when, rec.ID, got.ID, err)
+			}
+		}
+		s.checkIndexes(t, len(live))
+	}
+	var ids []string
+	for i := range 4 {
+		rec := storetest.NewRecord("alice", base.Add(time.Duration(i)), policy)
+		copy(rec.TokenHash[:8], "samekey!")
+		if err := s.Create(ctx, rec); err != nil {
+			t.Fatalf("Create %d: %v", i, err)
+		}
+		live[rec.ID] = rec
+		ids = append(ids, rec.ID)
+	}
+	wantLive("after Create")
+
+	dup := storetest.NewRecord("bob", base, policy)
+	dup.TokenHash = live[ids[2]].TokenHash
+	if err := s.Create(ctx, dup); !errors.Is(err, session.ErrConflict) {
+		t.Errorf("Create with the full hash of a chained session: %v, want ErrConflict", err)
+	}
+	var unknown session.TokenHash
+	copy(unknown[:8], "samekey!")
+	if _, err := s.Get(ctx, unknown); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("Get of an unknown hash in the chain: %v, want ErrNotFound", err)
+	}
+
+	rec := live[ids[0]] // the tail of the chain: sessions are added in front
+	renewed := rec.TokenHash
+	renewed[31] ^= 1
+	if err := s.Renew(ctx, rec.ID, rec.TokenHash, renewed, base, base); err != nil {
+		t.Fatalf("Renew within the chain: %v", err)
+	}
+	if _, err := s.Get(ctx, rec.TokenHash); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("Get of the hash replaced by Renew: %v, want ErrNotFound", err)
+	}
+	rec.TokenHash = renewed
+	live[rec.ID] = rec
+	wantLive("after Renew")
+
+	// End them from the middle, the head and the tail of the chain.
+	for _, id := range []string{ids[2], ids[0], ids[3], ids[1]} {
+		if _, err := s.End(ctx, id, session.Ending{Reason: session.ReasonRevoked, At: base, KeepUntil: base}); err != nil {
+			t.Fatalf("End: %v", err)
+		}
+		if _, err := s.Get(ctx, live[id].TokenHash); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Get of an ended chained session: %v, want ErrNotFound", err)
+		}
+		delete(live, id)
+		wantLive("after End")
+	}
+}
+
+func TestPackData(t *testing.T) {
+	long := strings.Repeat("é", 200) // 400 bytes: a two-byte length
+	for _, m := range []map[string]string{
+		nil,
+		{"": ""},
+		{"k": "v"},
+		{"": "empty key", "empty value": ""},
+		{long: long, "x": strings.Repeat("y", 70000)},
+		{"ключ": "значение", "🔑": "👍🏽", "a\x00b": "\xff\xfe"},
+	} {
+		packed := packData(m)
+		got := unpackData(packed)
+		if !maps.Equal(got, m) {
+			t.Errorf("unpackData(packData(%.40q)) = %.40q", m, got)
+		}
+		if len(m) == 0 && (packed != "" || got != nil) {
+			t.Errorf("empty data packs to %q and unpacks to %v, want \"\" and nil", packed, got)
+		}
+	}
+	many := make(map[string]string)
+	for i := range 300 {
+		many[strings.Repeat("k", i)] = strings.Repeat("v", 300-i)
+	}
+	if got := unpackData(packData(many)); !maps.Equal(got, many) {
+		t.Error("300 pairs did not round-trip")
+	}
+}
+
+// TestMatchesModel runs random operations against a Store and against a
+// plain map of records, and checks that they agree and that the Store's
+// indexes stay consistent: the heap ordered, every entry at its index, every
+// user's list sorted and complete.
+func TestMatchesModel(t *testing.T) {
+	ctx := t.Context()
+	rng := rand.New(rand.NewPCG(1, 2))
+	s := New()
+	model := make(map[string]session.Record) // live sessions by ID
+	now := base
+	users := []string{"ann", "bob", "cyd", "dee"}
+	var tick time.Duration // keeps CreatedAt distinct, so List's order is defined
+
+	pick := func() (session.Record, bool) {
+		if len(model) == 0 {
+			return session.Record{}, false
+		}
+		ids := slices.Sorted(maps.Keys(model))
+		return model[ids[rng.IntN(len(ids))]], true
+	}
+	for step := range 3000 {
+		now = now.Add(time.Duration(rng.IntN(90)) * time.Second)
+		switch op := rng.IntN(10); {
+		case op < 3:
+			tick++
+			p := session.Policy{IdleTimeout: time.Duration(1+rng.IntN(30)) * time.Minute, AbsoluteTimeout: time.Duration(30+rng.IntN(90)) * time.Minute}
+			rec := storetest.NewRecord(users[rng.IntN(len(users))], now.Add(-time.Duration(rng.IntN(600))*time.Second+tick), p)
+			rec.LastActivity, rec.AuthenticatedAt = now, now
+			if err := s.Create(ctx, rec); err != nil {
+				t.Fatalf("step %d: Create: %v", step, err)
+			}
+			model[rec.ID] = rec
+		case op < 5:
+			rec, ok := pick()
+			if !ok {
+				continue
+			}
+			err := s.Touch(ctx, rec.ID, now)
+			if rec.Deadline().After(now) {
+				if err != nil {
+					t.Fatalf("step %d: Touch before the deadline: %v", step, err)
+				}
+				rec.LastActivity = now
+				model[rec.ID] = rec
+			} else if !errors.Is(err, session.ErrNotFound) {
+				t.Fatalf("step %d: Touch after the deadline: %v", step, err)
+			}
+		case op < 6:
+			rec, ok := pick()
+			if !ok {
+				continue
+			}
+			renewed := rec
+			renewed.TokenHash = storetest.NewRecord("", now, policy).TokenHash
+			renewed.AuthenticatedAt, renewed.LastActivity = now, now
+			if err := s.Renew(ctx, rec.ID, rec.TokenHash, renewed.TokenHash, now, now); err != nil {
+				t.Fatalf("step %d: Renew: %v", step, err)
+			}
+			model[rec.ID] = renewed
+		case op < 7:
+			rec, ok := pick()
+			if !ok {
+				continue
+			}
+			if _, err := s.End(ctx, rec.ID, session.Ending{Reason: session.ReasonRevoked, At: now, KeepUntil: now.Add(time.Hour)}); err != nil {
+				t.Fatalf("step %d: End: %v", step, err)
+			}
+			delete(model, rec.ID)
+		case op < 9:
+			limit := 1 + rng.IntN(5)
+			ended, err := s.EndExpired(ctx, now, time.Hour, limit)
+			if err != nil {
+				t.Fatalf("step %d: EndExpired: %v", step, err)
+			}
+			var expired []session.Record
+			for _, rec := range model {
+				if rec.Expired(now) {
+					expired = append(expired, rec)
+				}
+			}
+			if want := min(limit, len(expired)); len(ended) != want {
+				t.Fatalf("step %d: EndExpired ended %d, want %d", step, len(ended), want)
+			}
+			for _, e := range ended {
+				rec, ok := model[e.ID]
+				if !ok || !rec.Expired(now) {
+					t.Fatalf("step %d: EndExpired ended %s, which was not expired", step, e.ID)
+				}
+				if reason, at := rec.Expiry(); e.Reason != reason || !e.At.Equal(at) {
+					t.Fatalf("step %d: EndExpired ended %s as %s at %v, want %s at %v", step, e.ID, e.Reason, e.At, reason, at)
+				}
+				delete(model, e.ID)
+			}
+		default:
+			user := ""
+			if rng.IntN(2) == 0 {
+				user = users[rng.IntN(len(users))]
+			}
+			got, err := s.List(ctx, user, 0)
+			if err != nil {
+				t.Fatalf("step %d: List: %v", step, err)
+			}
+			var want []session.Record
+			for _, rec := range model {
+				if user == "" || rec.UserID == user {
+					want = append(want, rec)
+				}
+			}
+			slices.SortFunc(want, func(a, b session.Record) int { return a.CreatedAt.Compare(b.CreatedAt) })
+			if !slices.EqualFunc(got, want, func(a, b session.Record) bool {
+				return a.ID == b.ID && a.TokenHash == b.TokenHash && a.LastActivity.Equal(b.LastActivity)
+			}) {
+				t.Fatalf("step %d: List(%q) disagrees with the model", step, user)
+			}
+		}
+		s.checkIndexes(t, len(model))
+	}
+}
+
+// checkIndexes fails t if the Store's indexes disagree with each other or
+// with want live sessions.
+func (s *Store) checkIndexes(t *testing.T, want int) {
+	t.Helper()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if len(s.byID) != want || len(s.deadlines) != want {
+		t.Fatalf("indexes hold %d by ID, %d by deadline; want %d", len(s.byID), len(s.deadlines), want)
+	}
+	hashed := 0
+	for k, first := range s.byHash {
+		for e := first; e != nil; e = e.sameKey {
+			if hashKey(e.hash) != k || s.byID[e.id] != e {
+				t.Fatalf("entry %s is in the wrong hash chain", e.id)
+			}
+			hashed++
+		}
+	}
+	if hashed != want {
+		t.Fatalf("hash chains hold %d sessions, want %d", hashed, want)
+	}
+	for i, e := range s.deadlines {
+		if e.heapIndex != i {
+			t.Fatalf("entry %s at heap position %d thinks it is at %d", e.id, i, e.heapIndex)
+		}
+		if parent := (i - 1) / 2; i > 0 && s.deadlines[parent].deadline() > e.deadline() {
+			t.Fatalf("heap out of order at %d", i)
+		}
+		if s.byID[e.id] != e || s.lookup(e.hash) != e {
+			t.Fatalf("entry %s in the heap is not the one indexed by ID and hash", e.id)
+		}
+	}
+	linked := 0
+	for user, head := range s.byUser {
+		prev := head.prev
+		for e := head; ; e = e.next {
+			if e.userID != user || e.prev != prev || s.byID[e.id] != e {
+				t.Fatalf("user list of %q is broken at %s", user, e.id)
+			}
+			if e != head && cmp.Compare(prev.createdAt, e.createdAt) > 0 {
+				t.Fatalf("user list of %q is out of order at %s", user, e.id)
+			}
+			linked++
+			prev = e
+			if e.next == head {
+				break
+			}
+		}
+	}
+	if linked != want {
+		t.Fatalf("user lists hold %d sessions, want %d", linked, want)
+	}
+}

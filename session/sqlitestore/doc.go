@@ -1,0 +1,44 @@
+// Package sqlitestore is the embedded default session.Store: sessions live in
+// one SQLite database file beside the program, with nothing else to run.
+//
+// # One file
+//
+// The server keeps its accounts and audit log in the same file, in tables of
+// their own; every table of this package is named session_*, and its schema
+// version is kept in its own table rather than in PRAGMA user_version, which
+// the file has only one of. Open migrates the session tables to the version
+// this code knows, in one transaction, and refuses a file written by a newer
+// version (ErrSchemaTooNew) instead of guessing at its layout.
+//
+// # Pure Go
+//
+// The driver is modernc.org/sqlite, SQLite translated to Go, so the program
+// builds with CGO_ENABLED=0: one static binary, cross-compiled without a C
+// toolchain. It costs some speed against the C library, which a session store
+// (one indexed read per request, a write every touch interval) does not miss.
+//
+// # Crashes
+//
+// The database runs in WAL mode with synchronous=NORMAL. A write that has
+// returned survives the process crashing or being killed: it is in the WAL
+// file, which the next open replays. A power loss or a kernel crash is
+// different: synchronous=NORMAL syncs the WAL to disk at checkpoints, not at
+// every commit, so the transactions of the last moments before the outage
+// may be lost, though the database is never corrupted. For sessions that
+// means a login may have to be repeated, a touch may be lost (the session
+// then times out a little early) and, the one loss that weakens security, a
+// logout or revocation may be undone, its session working again until its
+// own deadline. Syncing every commit (synchronous=FULL) would make each touch
+// wait for the disk; deployments that cannot accept the risk should use a
+// replicated store.
+//
+// # Several processes
+//
+// Every method is safe for concurrent use, including from several processes
+// (or several Stores) opened on the same file: SQLite lets one writer in at a
+// time, and waits up to five seconds for it (busy_timeout) before failing.
+// End's exactly-once rule holds across processes, because the record is
+// deleted and its deletion returned in one statement inside a write
+// transaction. The file must be on a local disk: SQLite's locking does not
+// work over network file systems.
+package sqlitestore

@@ -1,0 +1,178 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by a Store when the session (or ended-token record)
+// asked for does not exist: it never did, it has ended, or its record expired.
+var ErrNotFound = errors.New("session: not found")
+
+// ErrConflict is returned by Store.Create when a record with the same public ID
+// or token hash already exists. With 256-bit tokens it means a bug, not bad luck.
+var ErrConflict = errors.New("session: record already exists")
+
+// Store keeps session records. The Manager is its only caller; applications
+// use the Manager. Every method must be safe for concurrent use, including from
+// several processes sharing one database.
+//
+// The contract, which the storetest package checks for every implementation:
+//
+//   - Records are found by the SHA-256 hash of their token, never by the token.
+//   - Times round-trip with nanosecond precision and compare with time.Time.Equal.
+//   - Nothing is ever upserted: Touch, SaveData and Renew change a record only
+//     if it still exists, so a request racing a logout can never bring the
+//     session back.
+//   - End removes a record exactly once: of two concurrent End calls (or an End
+//     racing EndExpired, on any number of processes) exactly one gets the
+//     record back, the other gets ErrNotFound. The Manager emits the end event
+//     only for the call that won, so every session ends once.
+//   - A store does not judge expiry with its own clock when asked for a record:
+//     Get returns a record even past its deadline, and the Manager decides
+//     with its clock. Stores with their own expiry (Redis TTLs) must keep a
+//     record at least until Record.Deadline.
+type Store interface {
+	// Create inserts a new record. It returns ErrConflict if a record with the
+	// same ID or TokenHash exists.
+	Create(ctx context.Context, rec Record) error
+
+	// Get returns the live record whose token hashes to h, or ErrNotFound.
+	Get(ctx context.Context, h TokenHash) (Record, error)
+
+	// Touch records activity at time at: LastActivity becomes the later of its
+	// stored value and at. It returns ErrNotFound, changing nothing, if the
+	// record does not exist or its deadline is not after at (an expired
+	// session cannot be brought back by activity).
+	Touch(ctx context.Context, id string, at time.Time) error
+
+	// SaveData replaces the record's data. It returns ErrNotFound, changing
+	// nothing, if the record does not exist.
+	SaveData(ctx context.Context, id string, data map[string]string) error
+
+	// Renew replaces the token hash of the record with public ID id, if its
+	// current hash is old, and sets AuthenticatedAt and LastActivity. The old
+	// hash stops finding the record at once. It returns ErrNotFound, changing
+	// nothing, if there is no such record or its hash is no longer old (a
+	// concurrent renewal won).
+	Renew(ctx context.Context, id string, old, new TokenHash, authenticatedAt, lastActivity time.Time) error
+
+	// End removes the record with public ID id and keeps an ended-token
+	// record (its token hash, e.Reason and e.At) until e.KeepUntil, so that
+	// Ended can tell why the token stopped working. It returns the removed
+	// record, or ErrNotFound if there was none: see the exactly-once rule above.
+	End(ctx context.Context, id string, e Ending) (Record, error)
+
+	// EndExpired ends, as End does, up to limit records whose Deadline is at
+	// or before now, each with the reason and time of Record.Expiry, keeping
+	// their ended-token records for keep after they expired. It also deletes
+	// up to limit ended-token records whose KeepUntil has passed. It returns
+	// the records it ended; fewer than limit means none are left. It must not
+	// hold locks that block other calls for longer than one bounded batch.
+	EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]Ended, error)
+
+	// Ended returns why the session with token hash h ended, or ErrNotFound if
+	// the store knows nothing of it (never issued, or its record expired).
+	Ended(ctx context.Context, h TokenHash) (Ending, error)
+
+	// List returns the live records of one user, or of all users when userID
+	// is empty, oldest first, at most limit of them (limit <= 0: no limit).
+	List(ctx context.Context, userID string, limit int) ([]Record, error)
+
+	// Ping reports whether the store answers.
+	Ping(ctx context.Context) error
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Record is a session as a Store keeps it.
+type Record struct {
+	Info
+
+	// TokenHash is the SHA-256 hash of the session's token. The token itself
+	// is never stored.
+	TokenHash TokenHash
+
+	// Data is the application's small key/value data; nil when empty.
+	Data map[string]string
+}
+
+// Info describes a session without its secret: what can be listed, logged and
+// shown to its user or an administrator.
+type Info struct {
+	// ID is the session's public identifier, for listing, revoking and logging.
+	// The token cannot be derived from it.
+	ID string
+
+	// UserID identifies the signed-in user; the application chooses its form.
+	UserID string
+
+	// CreatedAt is when the session was created by a login.
+	CreatedAt time.Time
+
+	// AuthenticatedAt is when the user last proved who they are (login or
+	// re-authentication). The absolute timeout counts from here.
+	AuthenticatedAt time.Time
+
+	// LastActivity is the last recorded activity. Writes are throttled, so it
+	// may lag the true last activity by up to the touch interval.
+	LastActivity time.Time
+
+	// Policy holds the timeouts chosen for this session at login.
+	Policy Policy
+
+	// IP and UserAgent describe the client that logged in.
+	IP        string
+	UserAgent string
+}
+
+// IdleDeadline is the instant from which the session is rejected for
+// inactivity.
+func (i Info) IdleDeadline() time.Time { return i.LastActivity.Add(i.Policy.IdleTimeout) }
+
+// AbsoluteDeadline is the instant from which the session is rejected whatever
+// its activity.
+func (i Info) AbsoluteDeadline() time.Time {
+	return i.AuthenticatedAt.Add(i.Policy.AbsoluteTimeout)
+}
+
+// Deadline is the earlier of IdleDeadline and AbsoluteDeadline.
+func (i Info) Deadline() time.Time {
+	idle, abs := i.IdleDeadline(), i.AbsoluteDeadline()
+	if abs.Before(idle) {
+		return abs
+	}
+	return idle
+}
+
+// Expiry tells how the session ends if nothing else ends it first: at
+// Deadline, for inactivity (ReasonIdle) or for reaching its absolute limit
+// (ReasonAbsolute; a tie counts as absolute, since activity could not have
+// helped).
+func (i Info) Expiry() (EndReason, time.Time) {
+	idle, abs := i.IdleDeadline(), i.AbsoluteDeadline()
+	if !abs.After(idle) {
+		return ReasonAbsolute, abs
+	}
+	return ReasonIdle, idle
+}
+
+// Expired reports whether the session is rejected at now: from the instant a
+// deadline is reached, never later.
+func (i Info) Expired(now time.Time) bool { return !now.Before(i.Deadline()) }
+
+// Ending says why and when a session ended, and how long a Store keeps that
+// answer for a browser that presents the ended token.
+type Ending struct {
+	Reason    EndReason
+	At        time.Time
+	KeepUntil time.Time
+}
+
+// Ended is a record ended by Store.EndExpired, with how it ended.
+type Ended struct {
+	Record
+	Ending
+}
