@@ -1,0 +1,300 @@
+// Package sqldb opens the server's SQL database, SQLite or PostgreSQL, from
+// one DSN, and migrates the tables of each component that keeps data in it.
+//
+// The same database holds the accounts, the audit log and (unless sessions are
+// kept elsewhere) the sessions; each component names its tables with its own
+// prefix and keeps its schema version in the shared schema_migrations table.
+//
+// Queries are written once, with ? placeholders, and passed through
+// DB.Rebind, which turns them into PostgreSQL's $1, $2... when needed. Where
+// the dialects differ in DDL (autoincrement keys, BLOB against BYTEA), a
+// Migration carries one statement per dialect.
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"modernc.org/sqlite"               // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect is the SQL dialect of a database.
+type Dialect string
+
+// The supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// String returns the dialect's name, "sqlite" or "postgres".
+func (d Dialect) String() string { return string(d) }
+
+// DSNForms describes the DSNs Open accepts, for error messages and help text.
+const DSNForms = "sqlite:PATH (for example sqlite:sessionguard.db) or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?PARAMS] (postgresql:// also works)"
+
+// BusyTimeout is how long a SQLite connection waits for another writer (in
+// this process or another) before failing with SQLITE_BUSY. Writes are short
+// statements or one migration, so five seconds means a stuck writer, not a
+// busy one.
+const BusyTimeout = 5 * time.Second
+
+// DB is an open database: a *sql.DB and the dialect its queries must be
+// written in. It is safe for concurrent use; Close it when done.
+type DB struct {
+	*sql.DB
+
+	// Dialect is the database's SQL dialect.
+	Dialect Dialect
+
+	// name is the DSN with any password removed, for String.
+	name string
+}
+
+// String returns the DSN the database was opened with, any password
+// replaced by "xxxxx", so that it can be logged.
+func (db *DB) String() string { return db.name }
+
+// Open opens the database named by dsn and checks that it answers:
+//
+//   - sqlite:PATH opens (creating it if needed, readable by its owner only)
+//     the SQLite file at PATH, relative to the working directory unless
+//     absolute, with the pure-Go driver modernc.org/sqlite. Every connection
+//     runs in WAL mode with synchronous=NORMAL, foreign keys enforced and a
+//     busy timeout of BusyTimeout, and every transaction is BEGIN IMMEDIATE.
+//     An in-memory database is refused: each pooled connection would see a
+//     database of its own.
+//   - postgres://... or postgresql://... opens a PostgreSQL database with
+//     github.com/jackc/pgx/v5/stdlib. Query parameters that pgx does not
+//     interpret are sent as run-time parameters, so
+//     ?search_path=myschema selects the schema.
+//
+// Anything else is an error that lists the accepted forms (DSNForms). ctx
+// bounds the first connection, which Open makes to check the database.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return openPostgres(ctx, dsn)
+	}
+	// The DSN is not echoed whole: a mistyped one may hold a password.
+	scheme, _, found := strings.Cut(dsn, ":")
+	switch {
+	case dsn == "":
+		return nil, fmt.Errorf("sqldb: no database given: use %s", DSNForms)
+	case !found || strings.ContainsAny(scheme, "/\\.@"):
+		return nil, fmt.Errorf("sqldb: database %q has no recognised scheme: use %s", redactLoose(dsn), DSNForms)
+	default:
+		return nil, fmt.Errorf("sqldb: unsupported database scheme %q: use %s", scheme, DSNForms)
+	}
+}
+
+// redactLoose returns s, or a placeholder when s looks like it might hold
+// credentials.
+func redactLoose(s string) string {
+	if strings.Contains(s, "@") {
+		return "(hidden: it contains '@')"
+	}
+	return s
+}
+
+// sqlitePragmas configure every SQLite connection; the driver runs
+// busy_timeout first, so the others already wait for locks.
+//
+// _txlock=immediate makes every transaction take the write lock when it
+// begins. A deferred transaction that reads and then writes would fail at
+// once with SQLITE_BUSY, busy timeout or not, when another connection wrote
+// in between; an immediate one waits its turn instead. Together with the busy
+// timeout this is what lets several connections (and processes) write to one
+// file without errors: SQLite admits one writer at a time, and the others
+// queue.
+//
+// synchronous=NORMAL in WAL mode syncs at checkpoints, not at every commit: a
+// commit survives a crash of the process, but the last ones may be lost (the
+// file is never corrupted) if the machine loses power first. FULL would cost a
+// disk flush per audit entry.
+var sqlitePragmas = "_pragma=busy_timeout(" + strconv.FormatInt(BusyTimeout.Milliseconds(), 10) + ")" +
+	"&_pragma=journal_mode(WAL)" +
+	"&_pragma=synchronous(NORMAL)" +
+	"&_pragma=foreign_keys(1)" +
+	"&_txlock=immediate"
+
+func openSQLite(ctx context.Context, path string) (*DB, error) {
+	switch {
+	case path == "":
+		return nil, fmt.Errorf("sqldb: sqlite: no file path given: use %s", DSNForms)
+	case strings.HasPrefix(path, ":memory:"), strings.HasPrefix(path, "file:"), strings.Contains(path, "mode=memory"):
+		return nil, fmt.Errorf("sqldb: sqlite: %q is not a file path: sessionguard needs a database file, as in sqlite:sessionguard.db", path)
+	case strings.HasPrefix(path, "//") && !strings.HasPrefix(path, "///"):
+		// sqlite://name would silently mean /name.
+		return nil, fmt.Errorf("sqldb: sqlite: %q is not a file path: write sqlite:PATH, as in sqlite:sessionguard.db or sqlite:/var/lib/sessionguard/db", "sqlite:"+path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqldb: sqlite: %w", err)
+	}
+	if err := createPrivate(abs); err != nil {
+		return nil, fmt.Errorf("sqldb: sqlite: %w", err)
+	}
+	sdb, err := sql.Open("sqlite", fileURI(abs)+"?"+sqlitePragmas)
+	if err != nil {
+		return nil, fmt.Errorf("sqldb: sqlite %s: %w", path, err)
+	}
+	// Reads run in parallel in WAL mode, and writers queue in SQLite (see
+	// sqlitePragmas), so a few connections serve a busy server; every one is
+	// kept open, since a new connection re-runs the pragmas and starts with
+	// a cold page cache.
+	conns := max(4, runtime.GOMAXPROCS(0))
+	sdb.SetMaxOpenConns(conns)
+	sdb.SetMaxIdleConns(conns)
+	sdb.SetConnMaxLifetime(0)
+	sdb.SetConnMaxIdleTime(0)
+	if err := sdb.PingContext(ctx); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("sqldb: sqlite %s: %w", path, err)
+	}
+	return &DB{DB: sdb, Dialect: SQLite, name: "sqlite:" + path}, nil
+}
+
+// createPrivate creates the database file, if it does not exist, readable and
+// writable by its owner only: it holds password hashes. SQLite gives its WAL
+// and shared-memory files the permissions of the database file.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil
+	case err != nil:
+		return err
+	}
+	return f.Close()
+}
+
+// fileURI returns the SQLite URI of the file at the absolute path p. The URI
+// form lets the path hold '?' or '#', which would otherwise start the DSN's
+// parameters; SQLite decodes the percent escapes.
+func fileURI(p string) string {
+	p = filepath.ToSlash(p)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // a Windows drive letter: file:/C:/dir/db
+	}
+	var b strings.Builder
+	b.WriteString("file:")
+	for i := range len(p) {
+		switch c := p[i]; c {
+		case '%', '?', '#':
+			fmt.Fprintf(&b, "%%%02X", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		// url.Error quotes the DSN, which may hold a password.
+		return nil, fmt.Errorf("sqldb: postgres: malformed URL: use %s", DSNForms)
+	}
+	name := u.Redacted()
+	pdb, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqldb: postgres %s: %w", name, err)
+	}
+	// A server's connections are a shared, limited resource (100 by
+	// default), so the pool is bounded; idle ones are closed after a while
+	// and all are replaced hourly, so a fail-over or a changed setting is
+	// picked up.
+	pdb.SetMaxOpenConns(16)
+	pdb.SetMaxIdleConns(4)
+	pdb.SetConnMaxIdleTime(5 * time.Minute)
+	pdb.SetConnMaxLifetime(time.Hour)
+	if err := pdb.PingContext(ctx); err != nil {
+		pdb.Close()
+		return nil, fmt.Errorf("sqldb: postgres %s: %w", name, err)
+	}
+	return &DB{DB: pdb, Dialect: Postgres, name: name}, nil
+}
+
+// Rebind returns query with its ? placeholders written for the database's
+// dialect: unchanged for SQLite, $1, $2... for PostgreSQL. A ? inside a
+// quoted string, a quoted identifier or a comment is left alone; one inside a
+// PostgreSQL dollar-quoted string is not recognised, so keep those free of ?.
+func (db *DB) Rebind(query string) string {
+	if db.Dialect != Postgres || !strings.Contains(query, "?") {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 8)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case c == '?':
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		case c == '\'' || c == '"':
+			// Copy through the closing quote; a doubled quote is an
+			// escaped one and keeps the string open.
+			end := strings.IndexByte(query[i+1:], c)
+			if end < 0 {
+				b.WriteString(query[i:])
+				return b.String()
+			}
+			b.WriteString(query[i : i+end+2])
+			i += end + 1
+			continue
+		case c == '-' && strings.HasPrefix(query[i:], "--"):
+			end := strings.IndexByte(query[i:], '\n')
+			if end < 0 {
+				b.WriteString(query[i:])
+				return b.String()
+			}
+			b.WriteString(query[i : i+end])
+			i += end - 1
+			continue
+		case c == '/' && strings.HasPrefix(query[i:], "/*"):
+			end := strings.Index(query[i+2:], "*/")
+			if end < 0 {
+				b.WriteString(query[i:])
+				return b.String()
+			}
+			b.WriteString(query[i : i+end+4])
+			i += end + 3
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// IsUniqueViolation reports whether err is a database's refusal to insert or
+// update a row because it would duplicate a UNIQUE or PRIMARY KEY value, in
+// either dialect.
+func IsUniqueViolation(err error) bool {
+	if se, ok := errors.AsType[*sqlite.Error](err); ok {
+		code := se.Code()
+		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		return pe.Code == "23505" // unique_violation
+	}
+	return false
+}
