@@ -1,0 +1,89 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sessionguard/sessionguard/session"
+)
+
+// routes registers every route. Patterns with a method ("GET /x") answer
+// other methods with 405; "GET" also serves HEAD.
+func (s *Server) routes() {
+	s.handle("GET /{$}", s.signedIn(s.home))
+	s.handle("POST /notes", s.signedIn(s.saveNote))
+
+	s.handle("GET /auth/login", http.HandlerFunc(s.loginPage))
+	s.handle("POST /auth/login", http.HandlerFunc(s.login))
+	s.handle("POST /auth/logout", http.HandlerFunc(s.logout))
+	s.handle("GET /auth/status", session.Passive(http.HandlerFunc(s.status)))
+	s.handle("POST /auth/extend", http.HandlerFunc(s.extend))
+	s.handle("GET /auth/reauth", s.signedIn(s.reauthPage))
+	s.handle("POST /auth/reauth", s.signedIn(s.reauth))
+	s.handle("GET /auth/sessions", s.signedIn(s.sessionsPage))
+	s.handle("POST /auth/sessions/revoke", s.sensitive(s.revokeOwn))
+
+	s.handle("GET /account", s.signedIn(s.accountPage))
+	s.handle("POST /account/password", s.signedIn(s.changePassword))
+
+	s.handle("GET /admin", s.admin(s.adminPage))
+	s.handle("GET /admin/audit", s.admin(s.auditPage))
+	s.handle("POST /admin/users", s.admin(s.addUser))
+	s.handle("POST /admin/users/disable", s.admin(s.disableUser))
+	s.handle("POST /admin/users/enable", s.admin(s.enableUser))
+	s.handle("POST /admin/users/password", s.admin(s.resetPassword))
+	s.handle("POST /admin/sessions/revoke", s.admin(s.revokeAny))
+
+	s.handle("GET /setup", http.HandlerFunc(s.setupPage))
+	s.handle("POST /setup", http.HandlerFunc(s.setupSubmit))
+
+	s.handle("GET /static/{file}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.serveStatic(w, r, r.PathValue("file"))
+	}))
+	s.handle("GET /healthz", http.HandlerFunc(s.healthz))
+	s.handle("GET /readyz", http.HandlerFunc(s.readyz))
+	s.handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{
+		ErrorLog: slogPrinter{s},
+	}))
+}
+
+func (s *Server) handle(pattern string, h http.Handler) {
+	s.patterns[pattern] = true
+	s.mux.Handle(pattern, h)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+// readyz answers 200 when the stores answer within two seconds, else 503;
+// the error is logged, not shown.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	err := s.ready(ctx)
+	// Probes come every few seconds: log the changes, not every answer.
+	if wasFailing := s.notReady.Swap(err != nil); err != nil && !wasFailing {
+		s.log.Warn("not ready: a store does not answer", "err", err)
+	} else if err == nil && wasFailing {
+		s.log.Info("ready again: the stores answer")
+	}
+	if err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("unavailable\n"))
+		return
+	}
+	w.Write([]byte("ok\n"))
+}
+
+// slogPrinter sends promhttp's errors to the Server's logger.
+type slogPrinter struct{ s *Server }
+
+func (p slogPrinter) Println(v ...any) {
+	p.s.log.Error("serving metrics", "err", v)
+}

@@ -1,0 +1,194 @@
+// Package web is sessionguard's HTTP face: the sign-in and sign-out
+// endpoints, the JSON endpoints the browser script polls, the pages (home,
+// account, admin, sessions, first-run setup), health, readiness and metrics.
+//
+// Every response carries strict security headers (a Content-Security-Policy
+// without inline script or style), unsafe methods are protected against
+// cross-site request forgery with http.CrossOriginProtection, bodies are
+// bounded, and nothing internal (stack traces, error texts) ever reaches a
+// client: errors are logged with a reference that the error page shows.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sessionguard/sessionguard/internal/metrics"
+	"github.com/sessionguard/sessionguard/session"
+)
+
+// Server is the sessionguard web application. Create it with New; it is
+// safe for concurrent use.
+type Server struct {
+	sessions *session.Manager
+	accounts AccountStore
+	authn    Authenticator
+	audit    AuditLog
+	log      *slog.Logger
+	clock    session.Clock
+	clientIP func(*http.Request) string
+	metrics  *metrics.Metrics
+	gatherer prometheus.Gatherer
+	ready    func(context.Context) error
+	setup    SetupToken
+
+	policies           map[string]session.Policy
+	reauthAfter        time.Duration
+	warnBefore         time.Duration
+	absoluteWarnBefore time.Duration
+	tls                bool
+	maxBody            int64
+
+	mux      *http.ServeMux
+	patterns map[string]bool // the patterns registered on mux
+	pages    pages
+	static   map[string]staticFile
+	handler  http.Handler
+
+	notReady atomic.Bool // the last readiness check failed
+}
+
+// defaultMaxBody is the default request body limit: a sign-in or a note
+// needs a few hundred bytes; 64 KiB leaves room for long notes.
+const defaultMaxBody = 64 << 10
+
+func newServer(cfg Config) (*Server, error) {
+	if cfg.Sessions == nil {
+		return nil, errors.New("web: Config.Sessions is required")
+	}
+	if cfg.Accounts == nil {
+		return nil, errors.New("web: Config.Accounts is required")
+	}
+	if cfg.Authenticator == nil {
+		return nil, errors.New("web: Config.Authenticator is required")
+	}
+	for role, p := range cfg.Policies {
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("web: Config.Policies[%q]: %w", role, err)
+		}
+	}
+	if cfg.ReauthAfter < 0 || cfg.WarnBefore < 0 || cfg.AbsoluteWarnBefore < 0 || cfg.MaxFormBytes < 0 {
+		return nil, errors.New("web: Config.ReauthAfter, WarnBefore, AbsoluteWarnBefore and MaxFormBytes must not be negative")
+	}
+	s := &Server{
+		sessions:           cfg.Sessions,
+		accounts:           cfg.Accounts,
+		authn:              cfg.Authenticator,
+		audit:              cfg.Audit,
+		log:                cfg.Logger,
+		clock:              cfg.Clock,
+		clientIP:           cfg.ClientIP,
+		metrics:            cfg.Metrics,
+		gatherer:           cfg.Gatherer,
+		ready:              cfg.Ready,
+		setup:              cfg.Setup,
+		policies:           cfg.Policies,
+		reauthAfter:        cfg.ReauthAfter,
+		warnBefore:         cfg.WarnBefore,
+		absoluteWarnBefore: cfg.AbsoluteWarnBefore,
+		tls:                cfg.TLS,
+		maxBody:            cfg.MaxFormBytes,
+		mux:                http.NewServeMux(),
+		patterns:           make(map[string]bool),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.clock == nil {
+		s.clock = session.SystemClock
+	}
+	if s.clientIP == nil {
+		s.clientIP = remoteIP
+	}
+	if s.reauthAfter == 0 {
+		s.reauthAfter = 5 * time.Minute
+	}
+	if s.warnBefore == 0 {
+		s.warnBefore = 2 * time.Minute
+	}
+	if s.absoluteWarnBefore == 0 {
+		s.absoluteWarnBefore = 5 * time.Minute
+	}
+	if s.maxBody == 0 {
+		s.maxBody = defaultMaxBody
+	}
+	if s.gatherer == nil {
+		s.gatherer = prometheus.DefaultGatherer
+		if g, ok := cfg.Registerer.(prometheus.Gatherer); ok {
+			s.gatherer = g
+		}
+	}
+	if s.metrics == nil {
+		m, err := metrics.New(cfg.Registerer)
+		if err != nil {
+			return nil, fmt.Errorf("web: registering metrics: %w", err)
+		}
+		s.metrics = m
+	}
+	if err := s.metrics.CountActive(s.countSessions, 10*time.Second); err != nil {
+		return nil, fmt.Errorf("web: registering the active sessions gauge: %w", err)
+	}
+	if s.ready == nil {
+		s.ready = s.sessions.Ping
+	}
+	var err error
+	if s.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
+	if s.static, err = loadStatic(); err != nil {
+		return nil, err
+	}
+	s.routes()
+
+	csrf := http.NewCrossOriginProtection()
+	for _, o := range cfg.TrustedOrigins {
+		if err := csrf.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("web: Config.TrustedOrigins: %w", err)
+		}
+	}
+	csrf.SetDenyHandler(http.HandlerFunc(s.crossOriginDenied))
+
+	var h http.Handler = http.HandlerFunc(s.dispatch)
+	h = s.sessions.Handler(h)
+	h = csrf.Handler(h)
+	h = s.limitBody(h)
+	s.handler = s.frame(h)
+	return s, nil
+}
+
+// countSessions counts the live sessions of every user, for the
+// active-sessions gauge.
+func (s *Server) countSessions(ctx context.Context) (int, error) {
+	list, err := s.sessions.List(ctx, "", 0)
+	return len(list), err
+}
+
+// policyFor returns the session policy of a user with role.
+func (s *Server) policyFor(role string) session.Policy {
+	if p, ok := s.policies[role]; ok {
+		return p
+	}
+	return s.sessions.DefaultPolicy()
+}
+
+// userPolicy is the policy of ordinary users, whose timeouts the login page
+// names when it says why a session ended.
+func (s *Server) userPolicy() session.Policy { return s.policyFor("user") }
+
+// remoteIP is the host part of r.RemoteAddr, the session Manager's default
+// client address.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
