@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Config configures a Manager. Only Store is required.
@@ -508,9 +510,16 @@ func remoteIP(r *http.Request) string {
 	return host
 }
 
+// truncate cuts s to at most n bytes on a character boundary, replacing
+// invalid UTF-8 first: a client's User-Agent is outside input, and every
+// store must be able to keep it as text.
 func truncate(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }

@@ -769,3 +769,23 @@ func serve(h *harness, tok string, handler http.Handler) *httptest.ResponseRecor
 	handler.ServeHTTP(w, r)
 	return w
 }
+
+func TestSessionDataMustBeText(t *testing.T) {
+	h := newHarness(t, nil)
+	tok := h.login("alice")
+	mustRun(t, h, tok, func(w http.ResponseWriter, r *http.Request) error {
+		s := session.FromContext(r.Context())
+		for _, bad := range []string{"a\x00b", "\xff"} {
+			if err := s.Set(r.Context(), "k", bad); !errors.Is(err, session.ErrInvalidData) {
+				t.Errorf("Set(%q) = %v, want ErrInvalidData", bad, err)
+			}
+			if err := s.Set(r.Context(), bad, "v"); !errors.Is(err, session.ErrInvalidData) {
+				t.Errorf("Set key %q = %v, want ErrInvalidData", bad, err)
+			}
+		}
+		return nil
+	})
+	if n := h.store.saves.Load(); n != 0 {
+		t.Errorf("invalid data reached the store %d times", n)
+	}
+}

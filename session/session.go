@@ -2,7 +2,10 @@ package session
 
 import (
 	"context"
+	"errors"
 	"maps"
+	"strings"
+	"unicode/utf8"
 	"sync"
 	"time"
 )
@@ -94,6 +97,9 @@ func (s *Session) Get(key string) (string, bool) {
 // It returns ErrNotFound if the session ended meanwhile; the write never
 // brings an ended session back.
 func (s *Session) Set(ctx context.Context, key, value string) error {
+	if !validData(key) || !validData(value) {
+		return ErrInvalidData
+	}
 	s.mu.Lock()
 	if v, ok := s.rec.Data[key]; ok && v == value {
 		s.mu.Unlock()
@@ -123,6 +129,14 @@ func (s *Session) Delete(ctx context.Context, key string) error {
 	}
 	s.mu.Unlock()
 	return s.saveData(ctx, data)
+}
+
+// ErrInvalidData is returned by Session.Set for a key or value that is not
+// valid UTF-8 or holds a NUL byte, which not every store can keep.
+var ErrInvalidData = errors.New("session: data must be valid UTF-8 without NUL bytes")
+
+func validData(s string) bool {
+	return utf8.ValidString(s) && !strings.Contains(s, "\x00")
 }
 
 func (s *Session) saveData(ctx context.Context, data map[string]string) error {

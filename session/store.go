@@ -32,7 +32,13 @@ var ErrConflict = errors.New("session: record already exists")
 //   - A store does not judge expiry with its own clock when asked for a record:
 //     Get returns a record even past its deadline, and the Manager decides
 //     with its clock. Stores with their own expiry (Redis TTLs) must keep a
-//     record at least until Record.Deadline.
+//     record for a grace period past Record.Deadline (at least a second; a
+//     minute is better), so that the Manager's sweeper ends it and its end
+//     event is sent.
+//   - Times are those representable as int64 Unix nanoseconds (years 1678
+//     to 2262); a store may refuse others with an error.
+//   - Data keys and values are valid UTF-8 without NUL bytes (Session.Set
+//     refuses others), so every store can keep them as text or JSON.
 type Store interface {
 	// Create inserts a new record. It returns ErrConflict if a record with the
 	// same ID or TokenHash exists.
@@ -55,7 +61,7 @@ type Store interface {
 	// current hash is old, and sets AuthenticatedAt and LastActivity. The old
 	// hash stops finding the record at once. It returns ErrNotFound, changing
 	// nothing, if there is no such record or its hash is no longer old (a
-	// concurrent renewal won).
+	// concurrent renewal won), and ErrConflict if new is another record's.
 	Renew(ctx context.Context, id string, old, new TokenHash, authenticatedAt, lastActivity time.Time) error
 
 	// End removes the record with public ID id and keeps an ended-token
@@ -68,8 +74,10 @@ type Store interface {
 	// or before now, each with the reason and time of Record.Expiry, keeping
 	// their ended-token records for keep after they expired. It also deletes
 	// up to limit ended-token records whose KeepUntil has passed. It returns
-	// the records it ended; fewer than limit means none are left. It must not
-	// hold locks that block other calls for longer than one bounded batch.
+	// the records it ended; fewer than limit means none are left. limit must
+	// be positive. It must not hold locks that block other calls for longer
+	// than one bounded batch. Ended-token records may be deleted once now is
+	// after their KeepUntil.
 	EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]Ended, error)
 
 	// Ended returns why the session with token hash h ended, or ErrNotFound if

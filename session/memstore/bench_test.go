@@ -86,7 +86,6 @@ func BenchmarkEndExpired(b *testing.B) {
 	s, _ := filled(b, 100_000)
 	ctx := b.Context()
 	later := time.Now().Add(24 * time.Hour)
-	n := 100_000
 	for b.Loop() {
 		ended, err := s.EndExpired(ctx, later, time.Hour, 500)
 		if err != nil {
@@ -97,7 +96,6 @@ func BenchmarkEndExpired(b *testing.B) {
 			s, _ = filled(b, 100_000)
 			b.StartTimer()
 		}
-		n -= len(ended)
 	}
 }
 

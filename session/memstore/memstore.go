@@ -28,6 +28,10 @@ var errClosed = errors.New("memstore: store is closed")
 
 // Store is a session.Store in memory. It is safe for concurrent use. The
 // zero value is not usable; call New.
+//
+// Its methods ignore their context: none waits for anything but a short
+// critical section. Times are kept as Unix nanoseconds, so a time outside the
+// years 1678 to 2262 is refused with an error, changing nothing.
 type Store struct {
 	mu     sync.RWMutex
 	closed bool
@@ -156,7 +160,8 @@ func (s *Store) Get(ctx context.Context, h session.TokenHash) (session.Record, e
 
 // Touch moves the record's last activity forward to at. It returns
 // session.ErrNotFound, changing nothing, if the record does not exist or its
-// deadline is not after at.
+// deadline is not after at. It costs O(log n): the deadline heap is fixed in
+// place.
 func (s *Store) Touch(ctx context.Context, id string, at time.Time) error {
 	atNanos, err := toNanos("activity time", at)
 	if err != nil {
@@ -233,7 +238,8 @@ func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash
 
 // End removes the record with ID id and remembers its token's ending until
 // e.KeepUntil. It returns the removed record, or session.ErrNotFound if there
-// was none. Of concurrent calls for one record exactly one gets it.
+// was none. Of concurrent calls for one record exactly one gets it. An e
+// whose times a Store cannot hold is refused before anything ends.
 func (s *Store) End(ctx context.Context, id string, e session.Ending) (session.Record, error) {
 	tok := endedToken{reason: e.Reason}
 	var err error

@@ -1,0 +1,132 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessionguard/sessionguard/session"
+)
+
+// Run with:
+//
+//	SESSIONGUARD_TEST_POSTGRES=postgres://root@127.0.0.1:5432/test \
+//		go test -run '^$' -bench . -benchmem ./session/pgstore
+//
+// The 100k-session variant fills a table first; -short skips it. The numbers
+// include the round trip to the server, which on one machine is most of
+// them.
+
+// seeded opens a store holding n sessions, all live until t0+30m, and
+// returns it with the records' token hashes and IDs, so that the benchmarks
+// time the store and not the making of keys.
+func seeded(b *testing.B, n int) (*Store, []session.TokenHash, []string) {
+	b.Helper()
+	s, _ := open(b)
+	recs := make([]session.Record, n)
+	hashes, ids := make([]session.TokenHash, n), make([]string, n)
+	for i := range recs {
+		recs[i] = record(fmt.Sprint("bench-", i))
+		hashes[i], ids[i] = recs[i].TokenHash, recs[i].ID
+	}
+	insertRecords(b, s, recs)
+	if _, err := s.pool.Exec(context.Background(), `ANALYZE session_records`); err != nil {
+		b.Fatal(err)
+	}
+	return s, hashes, ids
+}
+
+func BenchmarkGet(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			if n > 1_000 && testing.Short() {
+				b.Skip("large table: not with -short")
+			}
+			s, hashes, _ := seeded(b, n)
+			ctx := context.Background()
+			b.Run("serial", func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if _, err := s.Get(ctx, hashes[i%n]); err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+			})
+			b.Run("parallel", func(b *testing.B) {
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					i := 0
+					for pb.Next() {
+						if _, err := s.Get(ctx, hashes[i%n]); err != nil {
+							b.Error(err)
+							return
+						}
+						i += 7
+					}
+				})
+			})
+		})
+	}
+}
+
+func BenchmarkTouch(b *testing.B) {
+	s, _, ids := seeded(b, 1_000)
+	ctx := context.Background()
+	// Every record expires from t0+30m; touches at t0+1m onwards advance by
+	// a microsecond each, so each one is a real write.
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			at := t0.Add(time.Minute + time.Duration(i)*time.Microsecond)
+			if err := s.Touch(ctx, ids[i%len(ids)], at); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		var workers atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			// Each goroutine touches its own sessions: two touching one
+			// session would measure waiting for its row lock.
+			w := int(workers.Add(1))
+			i := 0
+			for pb.Next() {
+				at := t0.Add(2*time.Minute + time.Duration(i)*time.Microsecond)
+				if err := s.Touch(ctx, ids[(w*97+i*16)%len(ids)], at); err != nil {
+					b.Error(err)
+					return
+				}
+				i++
+			}
+		})
+	})
+}
+
+// BenchmarkEndExpired measures a sweep of 500 expired sessions, the
+// Manager's default batch, per session ended.
+func BenchmarkEndExpired(b *testing.B) {
+	const batch = 500
+	s, _ := open(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		if _, err := s.pool.Exec(ctx, `TRUNCATE session_records, session_ended`); err != nil {
+			b.Fatal(err)
+		}
+		insertRecords(b, s, expiredRecords(batch))
+		b.StartTimer()
+		ended, err := s.EndExpired(ctx, t0.Add(time.Hour), time.Hour, batch)
+		if err != nil || len(ended) != batch {
+			b.Fatalf("EndExpired = %d, %v", len(ended), err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/session")
+}

@@ -1,0 +1,543 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sessionguard/sessionguard/session"
+)
+
+// schemaVersion returns the session row of schema_migrations, or -1 if there
+// is none, and how many rows the table has.
+func schemaVersion(t *testing.T, s *Store) (version, rows int) {
+	t.Helper()
+	ctx := context.Background()
+	version = -1
+	if err := s.pool.QueryRow(ctx,
+		`SELECT coalesce((SELECT version FROM schema_migrations WHERE component = 'session'), -1),
+			(SELECT count(*) FROM schema_migrations)`).Scan(&version, &rows); err != nil {
+		t.Fatal(err)
+	}
+	return version, rows
+}
+
+func TestMigrateCreatesTablesOnceAndLeavesOthersAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := freshDSN(t)
+	// The server's accounts already use the shared version table.
+	admin(t, dsn, `CREATE TABLE schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (component));
+		INSERT INTO schema_migrations VALUES ('accounts', 3)`)
+	s := openDSN(t, dsn)
+	mustCreate(t, s, record("a"))
+	var indexes []string
+	rows, err := s.pool.Query(ctx, `SELECT indexname FROM pg_indexes
+		WHERE schemaname = current_schema() AND tablename LIKE 'session_%' ORDER BY indexname`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		indexes = append(indexes, name)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := "[session_ended_keep_until session_ended_pkey session_records_deadline session_records_pkey session_records_token_hash_key session_records_user]"
+	if got := fmt.Sprint(indexes); got != want {
+		t.Errorf("indexes = %s, want %s", got, want)
+	}
+	s.Close()
+
+	for range 2 { // reopening neither fails nor re-runs the migrations
+		s = openDSN(t, dsn)
+		if _, err := s.Get(ctx, hashOf("a")); err != nil {
+			t.Fatalf("Get after reopen: %v", err)
+		}
+		if v, n := schemaVersion(t, s); v != len(migrations) || n != 2 {
+			t.Fatalf("schema_migrations: session at version %d of %d rows; want %d of 2", v, n, len(migrations))
+		}
+		s.Close()
+	}
+	if err := s.pool.Ping(ctx); err == nil {
+		t.Error("the pool Open made is still open after Close")
+	}
+	s = openDSN(t, dsn)
+	var accounts int
+	if err := s.pool.QueryRow(ctx, `SELECT version FROM schema_migrations WHERE component = 'accounts'`).Scan(&accounts); err != nil || accounts != 3 {
+		t.Errorf("the accounts' version = %d, %v; want 3, untouched", accounts, err)
+	}
+}
+
+// TestConcurrentOpenOnEmptySchema starts four instances at once on a schema
+// with nothing in it: the advisory lock lets one migrate while the others
+// wait, and all of them succeed.
+func TestConcurrentOpenOnEmptySchema(t *testing.T) {
+	t.Parallel()
+	dsn := freshDSN(t)
+	const instances = 4
+	stores := make([]*Store, instances)
+	errs := make([]error, instances)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range instances {
+		wg.Go(func() {
+			<-start
+			stores[i], errs[i] = Open(context.Background(), dsn)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("instance %d: Open: %v", i, err)
+			continue
+		}
+		t.Cleanup(func() { stores[i].Close() })
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	for i, s := range stores {
+		r := record(fmt.Sprint(i))
+		mustCreate(t, s, r)
+		if _, err := stores[(i+1)%instances].Get(context.Background(), r.TokenHash); err != nil {
+			t.Errorf("a record created on instance %d, read on the next: %v", i, err)
+		}
+	}
+	if v, n := schemaVersion(t, stores[0]); v != len(migrations) || n != 1 {
+		t.Errorf("schema_migrations: session at version %d of %d rows; want %d of 1", v, n, len(migrations))
+	}
+}
+
+func TestRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, dsn := open(t)
+	mustCreate(t, s, record("a"))
+	if _, err := s.pool.Exec(ctx, `UPDATE schema_migrations SET version = $1 WHERE component = 'session'`,
+		len(migrations)+1); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(ctx, dsn)
+	if err == nil {
+		s2.Close()
+		t.Fatal("Open of a schema at a newer version succeeded")
+	}
+	if !errors.Is(err, ErrSchemaTooNew) {
+		t.Fatalf("Open: err = %v, want ErrSchemaTooNew", err)
+	}
+	t.Log(err)
+	if _, err := s.Get(ctx, hashOf("a")); err != nil {
+		t.Errorf("the newer schema's data after the refusal: %v", err)
+	}
+	if v, _ := schemaVersion(t, s); v != len(migrations)+1 {
+		t.Errorf("version after the refusal = %d, want %d, unchanged", v, len(migrations)+1)
+	}
+}
+
+// TestFailedMigrationChangesNothing meets a table of the same name and
+// another shape: the migration fails as a whole and records no version.
+func TestFailedMigrationChangesNothing(t *testing.T) {
+	t.Parallel()
+	dsn := freshDSN(t)
+	admin(t, dsn, `CREATE TABLE session_ended (something_else text)`)
+	s, err := Open(context.Background(), dsn)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open over a foreign session_ended table succeeded")
+	}
+	t.Log(err)
+	admin(t, dsn, `DO $$ BEGIN
+		IF to_regclass('session_records') IS NOT NULL THEN RAISE 'session_records was left behind'; END IF;
+		IF to_regclass('schema_migrations') IS NOT NULL THEN RAISE 'schema_migrations was left behind'; END IF;
+	END $$`)
+}
+
+func TestOpenRejectsBadDSNs(t *testing.T) {
+	ctx := context.Background()
+	for _, dsn := range []string{"", "sqlite:sessions.db", "mysql://u:secret@host/db", "host=localhost password=secret",
+		"postgres://u:secret@host:notaport/db", "postgres://u:secret@%zz/db",
+		"postgres://u:secret@host/db?sslmode=bogus", "postgres://u:secret@host/db?pool_max_conns=many"} {
+		s, err := Open(ctx, dsn)
+		if err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", dsn)
+			continue
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("Open(%q): the error shows the password: %v", dsn, err)
+		}
+	}
+	// Nothing listens on port 1: the error names the server, not the password.
+	quick, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := Open(quick, "postgres://u:secret@127.0.0.1:1/db?connect_timeout=2")
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of an unreachable server succeeded")
+	}
+	if strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "127.0.0.1") {
+		t.Errorf("Open of an unreachable server: %v; want the address and no password", err)
+	}
+	if _, err := New(ctx, nil); err == nil {
+		t.Error("New with a nil pool succeeded")
+	}
+}
+
+// TestOpenSizesThePool checks the default pool size and that the DSN can
+// change it.
+func TestOpenSizesThePool(t *testing.T) {
+	t.Parallel()
+	dsn := freshDSN(t)
+	if s := openDSN(t, dsn); s.pool.Config().MaxConns != DefaultMaxConns {
+		t.Errorf("MaxConns = %d, want DefaultMaxConns (%d)", s.pool.Config().MaxConns, DefaultMaxConns)
+	}
+	if s := openDSN(t, dsn+"&pool_max_conns=2"); s.pool.Config().MaxConns != 2 {
+		t.Errorf("MaxConns with pool_max_conns=2 = %d", s.pool.Config().MaxConns)
+	}
+}
+
+func TestMissingSchemaIsAClearError(t *testing.T) {
+	t.Parallel()
+	dsn := freshDSN(t)
+	s, err := Open(context.Background(), strings.Replace(dsn, "search_path=pgstore_test_", "search_path=missing_", 1))
+	if err == nil {
+		s.Close()
+		t.Fatal("Open with a search_path of no existing schema succeeded")
+	}
+	if !strings.Contains(err.Error(), "search_path") {
+		t.Errorf("err = %v, want it to point at the search_path", err)
+	}
+}
+
+// TestNewSharesThePool: a Store made by New leaves its caller's pool open on
+// Close, and refuses calls after it.
+func TestNewSharesThePool(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, freshDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s, err := New(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, s, record("a"))
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		t.Errorf("the shared pool after the Store's Close: %v", err)
+	}
+	calls := map[string]error{
+		"Ping":   s.Ping(ctx),
+		"Create": s.Create(ctx, record("b")),
+		"Touch":  s.Touch(ctx, "id-a", t0),
+	}
+	_, calls["Get"] = s.Get(ctx, hashOf("a"))
+	_, calls["List"] = s.List(ctx, "", 0)
+	_, calls["EndExpired"] = s.EndExpired(ctx, t0, 0, 1)
+	for name, err := range calls {
+		if err == nil || errors.Is(err, session.ErrNotFound) {
+			t.Errorf("%s after Close: err = %v, want a closed-store error", name, err)
+		}
+	}
+}
+
+func TestDurableAcrossCloseAndReopen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, dsn := open(t)
+	touched, ended, renewed, data := record("touched"), record("ended"), record("renewed"), record("data")
+	data.Data = map[string]string{"theme": "dark", "lang": "fr"}
+	mustCreate(t, s, touched, ended, renewed, data)
+	touchAt := t0.Add(10*time.Minute + 7)
+	if err := s.Touch(ctx, touched.ID, touchAt); err != nil {
+		t.Fatal(err)
+	}
+	endedAt := t0.Add(time.Minute)
+	ending := session.Ending{Reason: session.ReasonRevoked, At: endedAt, KeepUntil: endedAt.Add(time.Hour)}
+	if _, err := s.End(ctx, ended.ID, ending); err != nil {
+		t.Fatal(err)
+	}
+	newHash := hashOf("renewed-2")
+	if err := s.Renew(ctx, renewed.ID, renewed.TokenHash, newHash, t0.Add(2*time.Minute), t0.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openDSN(t, dsn)
+	touched.LastActivity = touchAt
+	renewed.TokenHash, renewed.AuthenticatedAt, renewed.LastActivity = newHash, t0.Add(2*time.Minute), t0.Add(3*time.Minute)
+	for _, want := range []session.Record{touched, data, renewed} {
+		if got, err := s.Get(ctx, want.TokenHash); err != nil || !equalRecords(got, want) {
+			t.Errorf("%s after reopen = %+v, %v; want %+v", want.ID, got, err, want)
+		}
+	}
+	for _, gone := range []session.TokenHash{ended.TokenHash, hashOf("renewed")} {
+		if _, err := s.Get(ctx, gone); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Get of an ended or replaced hash after reopen: err = %v, want ErrNotFound", err)
+		}
+	}
+	if e, err := s.Ended(ctx, ended.TokenHash); err != nil || !equalEndings(e, ending) {
+		t.Errorf("Ended after reopen = %+v, %v; want %+v", e, err, ending)
+	}
+}
+
+// TestSurvivesProcessCrash kills a process that wrote to the store without
+// closing it, then reads what it wrote: every call that returned had
+// committed, and nothing waits in the client to be written.
+func TestSurvivesProcessCrash(t *testing.T) {
+	if dsn := os.Getenv("PGSTORE_CRASH_DSN"); dsn != "" {
+		crashingWriter(dsn)
+		return
+	}
+	t.Parallel()
+	dsn := freshDSN(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSurvivesProcessCrash$")
+	cmd.Env = append(os.Environ(), "PGSTORE_CRASH_DSN="+dsn)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Fatalf("writer process: %v (want exit status 3)\n%s", err, out)
+	}
+	s := openDSN(t, dsn)
+	ctx := context.Background()
+	for i := range 100 {
+		r := record(fmt.Sprint(i))
+		if i%2 == 1 {
+			if e, err := s.Ended(ctx, r.TokenHash); err != nil || e.Reason != session.ReasonLogout {
+				t.Fatalf("record %d ended before the crash: Ended = %+v, %v", i, e, err)
+			}
+			continue
+		}
+		if got, err := s.Get(ctx, r.TokenHash); err != nil || !got.LastActivity.Equal(t0.Add(time.Minute)) {
+			t.Fatalf("record %d after the crash = %+v, %v; want touched at t0+1m", i, got, err)
+		}
+	}
+}
+
+// crashingWriter creates, touches and ends records, then exits without
+// closing the store, as a killed process would.
+func crashingWriter(dsn string) {
+	ctx := context.Background()
+	s, err := Open(ctx, dsn)
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	for i := range 100 {
+		r := record(fmt.Sprint(i))
+		err := s.Create(ctx, r)
+		if err == nil {
+			err = s.Touch(ctx, r.ID, t0.Add(time.Minute))
+		}
+		if err == nil && i%2 == 1 {
+			_, err = s.End(ctx, r.ID, session.Ending{Reason: session.ReasonLogout, At: t0, KeepUntil: t0.Add(time.Hour)})
+		}
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+	}
+	os.Exit(3)
+}
+
+// TestDeadlineColumn checks the deadline the sweeper's index is built on
+// against Record.Deadline after every kind of write.
+func TestDeadlineColumn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := open(t)
+	r := record("a")
+	mustCreate(t, s, r)
+	check := func(step string) {
+		t.Helper()
+		var deadline int64
+		if err := s.pool.QueryRow(ctx, `SELECT deadline FROM session_records WHERE id = $1`, r.ID).Scan(&deadline); err != nil {
+			t.Fatal(err)
+		}
+		if got := fromNanos(deadline); !got.Equal(r.Deadline()) {
+			t.Errorf("after %s: deadline %v, want %v", step, got, r.Deadline())
+		}
+	}
+	check("Create")
+	for _, at := range []time.Time{t0.Add(20*time.Minute + 1), t0.Add(10 * time.Minute)} {
+		if err := s.Touch(ctx, r.ID, at); err != nil {
+			t.Fatal(err)
+		}
+		if r.LastActivity.Before(at) {
+			r.LastActivity = at
+		}
+		check(fmt.Sprintf("a touch at t0+%v", at.Sub(t0)))
+	}
+	for at := r.LastActivity; at.Before(t0.Add(12*time.Hour - time.Minute)); at = at.Add(20 * time.Minute) {
+		if err := s.Touch(ctx, r.ID, at); err != nil {
+			t.Fatalf("touch at t0+%v: %v", at.Sub(t0), err)
+		}
+		r.LastActivity = at
+	}
+	if !r.Deadline().Equal(r.AbsoluteDeadline()) {
+		t.Fatalf("the touches should have pushed the idle deadline past the absolute one")
+	}
+	check("touches up to the absolute deadline")
+	auth, last := t0.Add(11*time.Hour), t0.Add(11*time.Hour+time.Second)
+	if err := s.Renew(ctx, r.ID, r.TokenHash, hashOf("b"), auth, last); err != nil {
+		t.Fatal(err)
+	}
+	r.TokenHash, r.AuthenticatedAt, r.LastActivity = hashOf("b"), auth, last
+	check("Renew")
+}
+
+func TestClientStringsNeedNotBeUTF8(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := open(t)
+	r := record("latin1")
+	// A Latin-1 User-Agent, cut in the middle of a UTF-8 character.
+	r.UserAgent = "Navigateur \xe9l\xe9gant " + "caf\xc3"
+	r.IP = "\xff\x00not an address"
+	mustCreate(t, s, r)
+	if got, err := s.Get(ctx, r.TokenHash); err != nil || got.UserAgent != r.UserAgent || got.IP != r.IP {
+		t.Errorf("Get = %q %q, %v; want %q %q", got.UserAgent, got.IP, err, r.UserAgent, r.IP)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := open(t)
+	mustCreate(t, s, record("a"))
+	farFuture := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	tooLongPolicy := record("long")
+	tooLongPolicy.Policy.AbsoluteTimeout = 250 * 365 * 24 * time.Hour
+	noID := record("noid")
+	noID.ID = ""
+	farPast := record("past")
+	farPast.CreatedAt = time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC)
+	nulData := record("nul")
+	nulData.Data = map[string]string{"k": "a\x00b"}
+	badUTF8 := record("utf8")
+	badUTF8.Data = map[string]string{"k\xff": "v"}
+	for name, err := range map[string]error{
+		"create with time out of range":  s.Create(ctx, farPast),
+		"create with deadline past 2262": s.Create(ctx, tooLongPolicy),
+		"create without ID":              s.Create(ctx, noID),
+		"create with NUL in data":        s.Create(ctx, nulData),
+		"create with invalid UTF-8 data": s.Create(ctx, badUTF8),
+		"save NUL in data":               s.SaveData(ctx, "id-a", map[string]string{"k\x00": "v"}),
+		"save invalid UTF-8 data":        s.SaveData(ctx, "id-a", map[string]string{"k": "\xc3"}),
+		"touch past 2262":                s.Touch(ctx, "id-a", farFuture),
+		"renew past 2262":                s.Renew(ctx, "id-a", hashOf("a"), hashOf("b"), farFuture, farFuture),
+	} {
+		if err == nil || errors.Is(err, session.ErrNotFound) {
+			t.Errorf("%s: err = %v, want a clear error", name, err)
+		}
+	}
+	if _, err := s.End(ctx, "id-a", session.Ending{Reason: "bored", At: t0, KeepUntil: t0}); err == nil {
+		t.Error("End with an invalid reason succeeded")
+	}
+	for _, limit := range []int{0, -1} {
+		if _, err := s.EndExpired(ctx, t0, time.Hour, limit); err == nil {
+			t.Errorf("EndExpired with limit %d succeeded", limit)
+		}
+	}
+	if _, err := s.EndExpired(ctx, t0, -time.Hour, 10); err == nil {
+		t.Error("EndExpired with negative keep succeeded")
+	}
+	if got, err := s.Get(ctx, hashOf("a")); err != nil || !equalRecords(got, record("a")) {
+		t.Errorf("record changed by rejected calls: Get = %+v, %v", got, err)
+	}
+	if n := count(t, s, "session_records"); n != 1 {
+		t.Errorf("%d records after rejected creates, want 1", n)
+	}
+}
+
+func TestConflictsNameTheConstraint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := open(t)
+	a, b := record("a"), record("b")
+	mustCreate(t, s, a, b)
+	sameID, sameHash := record("c"), record("d")
+	sameID.ID, sameHash.TokenHash = a.ID, a.TokenHash
+	for name, err := range map[string]error{
+		"Create with a taken ID":         s.Create(ctx, sameID),
+		"Create with a taken hash":       s.Create(ctx, sameHash),
+		"Renew to another record's hash": s.Renew(ctx, b.ID, b.TokenHash, a.TokenHash, t0, t0),
+	} {
+		if !errors.Is(err, session.ErrConflict) || !strings.Contains(err.Error(), "session_records_") {
+			t.Errorf("%s: err = %v, want ErrConflict naming the constraint", name, err)
+		}
+	}
+}
+
+// TestQueryExecModes runs every call in the query modes a DSN may choose
+// for a connection pooler that cannot keep prepared statements, where pgx
+// knows no parameter types (see the package documentation).
+func TestQueryExecModes(t *testing.T) {
+	t.Parallel()
+	dsn := freshDSN(t)
+	for _, mode := range []string{"exec", "simple_protocol"} {
+		t.Run(mode, func(t *testing.T) {
+			ctx := context.Background()
+			s := openDSN(t, dsn+"&default_query_exec_mode="+mode)
+			r := record(mode)
+			r.Data = map[string]string{"k": `"quoted" \ ünï`}
+			r.UserAgent = "caf\xc3"
+			mustCreate(t, s, r)
+			if err := s.Touch(ctx, r.ID, t0.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			r.LastActivity = t0.Add(time.Minute)
+			r.Data["k2"] = "v2"
+			if err := s.SaveData(ctx, r.ID, r.Data); err != nil {
+				t.Fatal(err)
+			}
+			if recs, err := s.List(ctx, r.UserID, 0); err != nil || len(recs) != 1 || !equalRecords(recs[0], r) {
+				t.Fatalf("List = %+v, %v; want %+v", recs, err, r)
+			}
+			if err := s.Renew(ctx, r.ID, r.TokenHash, hashOf(mode+"-2"), t0, t0.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			r.TokenHash, r.AuthenticatedAt = hashOf(mode+"-2"), t0
+			if got, err := s.End(ctx, r.ID, session.Ending{Reason: session.ReasonLogout, At: t0, KeepUntil: t0}); err != nil || !equalRecords(got, r) {
+				t.Fatalf("End = %+v, %v; want %+v", got, err, r)
+			}
+			expired := record(mode + "-expired")
+			mustCreate(t, s, expired)
+			ended, err := s.EndExpired(ctx, t0.Add(time.Hour), time.Hour, 10)
+			if err != nil || len(ended) != 1 || !equalRecords(ended[0].Record, expired) || ended[0].Reason != session.ReasonIdle {
+				t.Fatalf("EndExpired = %+v, %v", ended, err)
+			}
+			if _, err := s.Ended(ctx, r.TokenHash); !errors.Is(err, session.ErrNotFound) {
+				t.Errorf("Ended after the purge: %v, want ErrNotFound", err)
+			}
+			if e, err := s.Ended(ctx, expired.TokenHash); err != nil || e.Reason != session.ReasonIdle {
+				t.Errorf("Ended = %+v, %v", e, err)
+			}
+		})
+	}
+}
