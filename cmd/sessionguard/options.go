@@ -1,0 +1,238 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// envPrefix starts the name of the environment variable that can stand in
+// for a flag: -idle-timeout is also SESSIONGUARD_IDLE_TIMEOUT.
+const envPrefix = "SESSIONGUARD_"
+
+// envName returns the environment variable that stands in for the flag name.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// errHelp is returned by flagSet.parse when -h or -help was asked for: the
+// usage has been written to stdout, and the command succeeds.
+var errHelp = errors.New("help requested")
+
+// usageError is a mistake in the command line or the environment. The
+// program prints it as one line and exits with code 2, without the usage:
+// the line names the flag, and -h is one command away.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// flagSet is a flag.FlagSet whose flags may also come from the environment,
+// and whose values are all converted after parsing, so that a bad value, from
+// either source, is reported the same way: one line naming the flag, with the
+// converter's own reason (flag.FlagSet would say "parse error").
+type flagSet struct {
+	fs       *flag.FlagSet
+	command  string // "sessionguard user add", for "see ... -h"
+	synopsis string // "sessionguard user add [flags] NAME"
+	about    string // paragraphs under the synopsis
+	options  []*option
+}
+
+// option is one flag. Its value is kept as text until parse converts it.
+type option struct {
+	name    string
+	def     string // the default, as it would be written on the command line
+	arg     string // the placeholder in the help ("DSN"); empty for a bool
+	usage   string
+	defHelp string // the default as the help describes it, when def is ""
+	fromEnv bool   // SESSIONGUARD_<NAME> stands in for the flag
+	boolean bool
+
+	raw       string
+	onCmdLine bool
+	explicit  bool   // given on the command line or in the environment
+	source    string // where the value came from, for error messages
+	convert   func(string) error
+}
+
+// Set and String make an option a flag.Value that only records its text;
+// IsBoolFlag lets a boolean flag stand alone ("-json").
+func (o *option) Set(s string) error { o.raw, o.onCmdLine = s, true; return nil }
+func (o *option) String() string     { return o.raw }
+func (o *option) IsBoolFlag() bool   { return o.boolean }
+
+// newFlagSet returns an empty flagSet for command ("sessionguard user add"),
+// whose help shows synopsis and about.
+func newFlagSet(command, synopsis, about string) *flagSet {
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+	// Errors and help are written by parse and printUsage, not by the
+	// flag package, which would dump the usage after every mistake.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &flagSet{fs: fs, command: command, synopsis: synopsis, about: about}
+}
+
+func (f *flagSet) add(o *option) *option {
+	f.options = append(f.options, o)
+	f.fs.Var(o, o.name, o.usage)
+	return o
+}
+
+// String defines a text flag that the environment may also set.
+func (f *flagSet) String(p *string, name, def, arg, usage string) *option {
+	return f.add(&option{name: name, def: def, arg: arg, usage: usage, fromEnv: true,
+		convert: func(s string) error { *p = s; return nil }})
+}
+
+// Duration defines a duration flag ("90s", "15m", "12h") that the
+// environment may also set.
+func (f *flagSet) Duration(p *time.Duration, name, def, usage string) *option {
+	return f.add(&option{name: name, def: def, arg: "DURATION", usage: usage, fromEnv: true,
+		convert: func(s string) error {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return err
+			}
+			*p = d
+			return nil
+		}})
+}
+
+// Bool defines a boolean flag, false by default, that the environment may
+// also set (to any value strconv.ParseBool accepts).
+func (f *flagSet) Bool(p *bool, name, usage string) *option {
+	return f.add(&option{name: name, def: "false", usage: usage, fromEnv: true, boolean: true,
+		convert: func(s string) error {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return errors.New("want true or false")
+			}
+			*p = b
+			return nil
+		}})
+}
+
+// Choice defines a text flag whose value must be one of choices.
+func (f *flagSet) Choice(p *string, name, def string, choices []string, usage string) *option {
+	return f.add(&option{name: name, def: def, arg: strings.Join(choices, "|"), usage: usage, fromEnv: true,
+		convert: func(s string) error {
+			for _, c := range choices {
+				if s == c {
+					*p = s
+					return nil
+				}
+			}
+			return fmt.Errorf("want one of %s", strings.Join(choices, ", "))
+		}})
+}
+
+// defaultIs sets how the help describes an empty default ("the -db
+// database"), and returns o.
+func (o *option) defaultIs(help string) *option { o.defHelp = help; return o }
+
+// commandLineOnly makes o a flag that the environment does not set: a
+// per-invocation choice (-json, -role) that a variable left over in a shell
+// must not make for the user.
+func commandLineOnly(o *option) *option { o.fromEnv = false; return o }
+
+// parse parses args, fills in each flag not on the command line from the
+// environment (through getenv) or its default, converts every value, and
+// returns the arguments left after the flags. A flag given on the command
+// line wins over the environment; an empty variable counts as unset.
+func (f *flagSet) parse(args []string, getenv func(string) string, stdout io.Writer) ([]string, error) {
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			f.printUsage(stdout)
+			return nil, errHelp
+		}
+		return nil, usageErrorf("%v (see '%s -h')", err, f.command)
+	}
+	for _, o := range f.options {
+		value := o.def
+		o.source = "-" + o.name
+		switch {
+		case o.onCmdLine:
+			value, o.explicit = o.raw, true
+		case o.fromEnv && getenv(envName(o.name)) != "":
+			value, o.explicit = getenv(envName(o.name)), true
+			o.source = "-" + o.name + " (from " + envName(o.name) + ")"
+		}
+		o.raw = value
+		if err := o.convert(value); err != nil {
+			return nil, usageErrorf("invalid value %q for %s: %v", value, o.source, err)
+		}
+	}
+	for _, a := range f.fs.Args() {
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			return nil, usageErrorf("flag %s after an argument: flags come first (%s)", a, f.synopsis)
+		}
+	}
+	return f.fs.Args(), nil
+}
+
+// lookup returns the option called name; it panics for a name the program
+// never defined, which is a bug in this file, not bad input.
+func (f *flagSet) lookup(name string) *option {
+	for _, o := range f.options {
+		if o.name == name {
+			return o
+		}
+	}
+	panic("sessionguard: no flag " + name)
+}
+
+// printUsage writes the synopsis and every flag with its default and its
+// environment variable.
+func (f *flagSet) printUsage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: %s\n", f.synopsis)
+	if f.about != "" {
+		fmt.Fprintf(w, "\n%s\n", f.about)
+	}
+	if len(f.options) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nFlags (a flag marked with $NAME can also be set by that environment variable;\nthe command line wins):\n")
+	for _, o := range f.options {
+		fmt.Fprintf(w, "  -%s", o.name)
+		if o.arg != "" {
+			fmt.Fprintf(w, " %s", o.arg)
+		}
+		fmt.Fprintf(w, "\n      %s\n", o.usage)
+		var notes []string
+		switch {
+		case o.boolean:
+		case o.def == "" && o.defHelp != "":
+			notes = append(notes, "default: "+o.defHelp)
+		case o.def == "":
+			notes = append(notes, "default: none")
+		default:
+			notes = append(notes, "default: "+o.def)
+		}
+		if o.fromEnv {
+			notes = append(notes, "$"+envName(o.name))
+		}
+		if len(notes) > 0 {
+			fmt.Fprintf(w, "      (%s)\n", strings.Join(notes, "; "))
+		}
+	}
+}
+
+// formatDuration writes d as a person would: 1h rather than 1h0m0s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

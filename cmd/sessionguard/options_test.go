@@ -1,0 +1,363 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionguard/sessionguard/session"
+)
+
+// envOf returns a getenv that answers from m.
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestServeDefaults(t *testing.T) {
+	c, err := parseServe(nil, envOf(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := serveConfig{
+		Addr:            "localhost:8080",
+		DB:              "sqlite:sessionguard.db",
+		Policy:          session.Policy{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour},
+		AdminPolicy:     session.Policy{IdleTimeout: 15 * time.Minute, AbsoluteTimeout: 12 * time.Hour},
+		WarnBefore:      2 * time.Minute,
+		ReauthAfter:     5 * time.Minute,
+		ShutdownTimeout: 15 * time.Second,
+		LogFormat:       "text",
+	}
+	if c.Addr != want.Addr || c.DB != want.DB || c.Sessions != "" || c.Policy != want.Policy ||
+		c.AdminPolicy != want.AdminPolicy || c.WarnBefore != want.WarnBefore || c.ReauthAfter != want.ReauthAfter ||
+		c.TouchInterval != 0 || c.ShutdownTimeout != want.ShutdownTimeout || c.LogFormat != "text" ||
+		c.LogLevel.String() != "INFO" || c.InsecureCookie || c.TLS() || c.TrustedProxies != nil || c.BaseURL != "" {
+		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
+	}
+}
+
+func TestServeEnvAndFlags(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(t *testing.T, c *serveConfig)
+	}{
+		{"env fallback", nil, map[string]string{"SESSIONGUARD_IDLE_TIMEOUT": "15m", "SESSIONGUARD_ADDR": ":9000"},
+			func(t *testing.T, c *serveConfig) {
+				if c.Policy.IdleTimeout != 15*time.Minute || c.Addr != ":9000" {
+					t.Errorf("got idle %v addr %q, want 15m :9000", c.Policy.IdleTimeout, c.Addr)
+				}
+			}},
+		{"flag wins over env", []string{"-idle-timeout", "10m"}, map[string]string{"SESSIONGUARD_IDLE_TIMEOUT": "15m"},
+			func(t *testing.T, c *serveConfig) {
+				if c.Policy.IdleTimeout != 10*time.Minute {
+					t.Errorf("idle = %v, want the flag's 10m", c.Policy.IdleTimeout)
+				}
+			}},
+		{"empty env is unset", nil, map[string]string{"SESSIONGUARD_IDLE_TIMEOUT": ""},
+			func(t *testing.T, c *serveConfig) {
+				if c.Policy.IdleTimeout != 30*time.Minute {
+					t.Errorf("idle = %v, want the default", c.Policy.IdleTimeout)
+				}
+			}},
+		{"bool from env", nil, map[string]string{"SESSIONGUARD_INSECURE_COOKIE": "1"},
+			func(t *testing.T, c *serveConfig) {
+				if !c.InsecureCookie {
+					t.Error("SESSIONGUARD_INSECURE_COOKIE=1 did not set it")
+				}
+			}},
+		{"bool flag false beats env", []string{"-insecure-cookie=false"}, map[string]string{"SESSIONGUARD_INSECURE_COOKIE": "true"},
+			func(t *testing.T, c *serveConfig) {
+				if c.InsecureCookie {
+					t.Error("-insecure-cookie=false lost to the environment")
+				}
+			}},
+		{"serve word", []string{"-addr", "127.0.0.1:0"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.Addr != "127.0.0.1:0" {
+					t.Errorf("addr = %q", c.Addr)
+				}
+			}},
+		{"preset sets both", []string{"-preset", "owasp-high-value"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				want := session.Policy{IdleTimeout: 5 * time.Minute, AbsoluteTimeout: 4 * time.Hour}
+				if c.Policy != want {
+					t.Errorf("policy = %+v, want %+v", c.Policy, want)
+				}
+				// Admins follow the stricter users down.
+				if c.AdminPolicy != want {
+					t.Errorf("admin policy = %+v, want %+v", c.AdminPolicy, want)
+				}
+			}},
+		{"explicit timeout beats preset", []string{"-preset", "owasp-high-value", "-idle-timeout", "2m"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				want := session.Policy{IdleTimeout: 2 * time.Minute, AbsoluteTimeout: 4 * time.Hour}
+				if c.Policy != want {
+					t.Errorf("policy = %+v, want %+v", c.Policy, want)
+				}
+			}},
+		{"env timeout beats env preset", nil, map[string]string{"SESSIONGUARD_PRESET": "nist-aal3", "SESSIONGUARD_ABSOLUTE_TIMEOUT": "1h"},
+			func(t *testing.T, c *serveConfig) {
+				want := session.Policy{IdleTimeout: 15 * time.Minute, AbsoluteTimeout: time.Hour}
+				if c.Policy != want {
+					t.Errorf("policy = %+v, want %+v", c.Policy, want)
+				}
+			}},
+		{"short timeouts for tests", []string{"-idle-timeout", "2s", "-absolute-timeout", "1m", "-warn-before", "1s"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				want := session.Policy{IdleTimeout: 2 * time.Second, AbsoluteTimeout: time.Minute}
+				if c.Policy != want || c.AdminPolicy != want {
+					t.Errorf("policy = %+v admin %+v, want both %+v", c.Policy, c.AdminPolicy, want)
+				}
+			}},
+		{"stricter admin kept", []string{"-admin-idle-timeout", "5m", "-admin-absolute-timeout", "1h"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				want := session.Policy{IdleTimeout: 5 * time.Minute, AbsoluteTimeout: time.Hour}
+				if c.AdminPolicy != want {
+					t.Errorf("admin policy = %+v, want %+v", c.AdminPolicy, want)
+				}
+			}},
+		{"sessions memory", []string{"-sessions", "memory"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.Sessions != "memory" {
+					t.Errorf("sessions = %q", c.Sessions)
+				}
+			}},
+		{"tls pair", []string{"-tls-cert", "c.pem", "-tls-key", "k.pem"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if !c.TLS() {
+					t.Error("TLS() = false")
+				}
+			}},
+		{"trusted proxies", []string{"-trusted-proxy", "10.0.0.0/8, 192.168.1.7,::1"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"), netip.MustParsePrefix("::1/128")}
+				if len(c.TrustedProxies) != len(want) {
+					t.Fatalf("proxies = %v, want %v", c.TrustedProxies, want)
+				}
+				for i := range want {
+					if c.TrustedProxies[i] != want[i] {
+						t.Errorf("proxies = %v, want %v", c.TrustedProxies, want)
+					}
+				}
+			}},
+		{"log settings", []string{"-log-format", "json", "-log-level", "debug"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.LogFormat != "json" || c.LogLevel.String() != "DEBUG" {
+					t.Errorf("log %q %v", c.LogFormat, c.LogLevel)
+				}
+			}},
+		{"base url trailing slash", []string{"-base-url", "https://sg.example.com/"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.BaseURL != "https://sg.example.com" {
+					t.Errorf("base url %q", c.BaseURL)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseServe(tt.args, envOf(tt.env), &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestServeBadValues(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // the whole message, or a prefix ending in "..."
+	}{
+		{"bad duration", []string{"-idle-timeout", "abc"}, nil,
+			`invalid value "abc" for -idle-timeout: time: invalid duration "abc"`},
+		{"bad duration from env", nil, map[string]string{"SESSIONGUARD_IDLE_TIMEOUT": "abc"},
+			`invalid value "abc" for -idle-timeout (from SESSIONGUARD_IDLE_TIMEOUT): time: invalid duration "abc"`},
+		{"bad bool from env", nil, map[string]string{"SESSIONGUARD_INSECURE_COOKIE": "maybe"},
+			`invalid value "maybe" for -insecure-cookie (from SESSIONGUARD_INSECURE_COOKIE): want true or false`},
+		{"zero idle", []string{"-idle-timeout", "0"}, nil,
+			`invalid value "0" for -idle-timeout: must be positive`},
+		{"negative absolute", []string{"-absolute-timeout", "-1h"}, nil,
+			`invalid value "-1h" for -absolute-timeout: must be positive`},
+		{"idle longer than absolute", []string{"-idle-timeout", "2h", "-absolute-timeout", "1h"}, nil,
+			`-idle-timeout 2h is longer than -absolute-timeout 1h: the idle timeout could never apply`},
+		{"admin looser than users", []string{"-idle-timeout", "10m", "-admin-idle-timeout", "20m"}, nil,
+			`-admin-idle-timeout 20m is longer than the users' idle timeout 10m: administrators' sessions must not be looser than users'`},
+		{"admin absolute looser", []string{"-absolute-timeout", "1h", "-admin-absolute-timeout", "2h"}, nil,
+			`-admin-absolute-timeout 2h is longer than the users' absolute timeout 1h: administrators' sessions must not be looser than users'`},
+		{"unknown preset", []string{"-preset", "nope"}, nil,
+			`invalid value "nope" for -preset: want one of nist-aal2, nist-aal3, pci-dss, owasp-high-value, owasp-low-risk, hipaa`},
+		{"cert without key", []string{"-tls-cert", "c.pem"}, nil,
+			`-tls-cert is set but -tls-key is not: give both or neither`},
+		{"key without cert from env", nil, map[string]string{"SESSIONGUARD_TLS_KEY": "k.pem"},
+			`-tls-key (from SESSIONGUARD_TLS_KEY) is set but -tls-cert is not: give both or neither`},
+		{"bad log format", []string{"-log-format", "xml"}, nil,
+			`invalid value "xml" for -log-format: want one of text, json`},
+		{"bad log level", []string{"-log-level", "loud"}, nil,
+			`invalid value "loud" for -log-level: want one of debug, info, warn, error`},
+		{"bad addr", []string{"-addr", "localhost"}, nil,
+			`invalid value "localhost" for -addr: want HOST:PORT, as in localhost:8080 or :8080`},
+		{"bad db scheme", []string{"-db", "mysql://u:secret@h/db"}, nil,
+			`invalid value for -db: unsupported database scheme "mysql": use ...`},
+		{"bad sessions scheme", []string{"-sessions", "mongodb://h"}, nil,
+			`invalid value for -sessions: unsupported session store scheme "mongodb": use memory or sqlite:PATH`},
+		{"redis not yet", []string{"-sessions", "redis://localhost:6379/0"}, nil,
+			`invalid value for -sessions: redis:// session stores are not supported yet (issue 5): use memory or sqlite:PATH`},
+		{"rediss not yet", []string{"-sessions", "rediss://localhost:6379/0"}, nil,
+			`invalid value for -sessions: rediss:// session stores are not supported yet (issue 5): use memory or sqlite:PATH`},
+		{"postgres sessions not yet", []string{"-sessions", "postgres://root@127.0.0.1/test"}, nil,
+			`invalid value for -sessions: postgres:// session stores are not supported yet (issue 5): use memory or sqlite:PATH`},
+		{"postgres db needs a session store", []string{"-db", "postgres://root@127.0.0.1/test"}, nil,
+			`invalid value for -sessions (default: the -db database): sessions in a PostgreSQL -db need ...`},
+		{"negative touch interval", []string{"-touch-interval", "-1s"}, nil,
+			`invalid value "-1s" for -touch-interval: must be not negative`},
+		{"zero shutdown timeout", []string{"-shutdown-timeout", "0s"}, nil,
+			`invalid value "0s" for -shutdown-timeout: must be positive`},
+		{"bad proxy", []string{"-trusted-proxy", "10.0.0.0/33"}, nil,
+			`invalid value "10.0.0.0/33" for -trusted-proxy: "10.0.0.0/33" is not a CIDR such as 10.0.0.0/8`},
+		{"bad base url", []string{"-base-url", "example.com"}, nil,
+			`invalid value "example.com" for -base-url: want an absolute http:// or https:// URL, as in https://sg.example.com`},
+		{"unknown flag", []string{"-idle", "5m"}, nil,
+			`flag provided but not defined: -idle (see 'sessionguard serve -h')`},
+		{"missing value", []string{"-addr"}, nil,
+			`flag needs an argument: -addr (see 'sessionguard serve -h')`},
+		{"stray argument", []string{"extra"}, nil,
+			`serve takes no arguments, got "extra" (see 'sessionguard serve -h')`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseServe(tt.args, envOf(tt.env), &bytes.Buffer{})
+			var ue *usageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("err = %v, want a usage error", err)
+			}
+			got := err.Error()
+			if prefix, ok := strings.CutSuffix(tt.want, "..."); ok {
+				if !strings.HasPrefix(got, prefix) {
+					t.Errorf("error:\n got %s\nwant %s", got, tt.want)
+				}
+			} else if got != tt.want {
+				t.Errorf("error:\n got %s\nwant %s", got, tt.want)
+			}
+			if strings.Contains(got, "\n") {
+				t.Errorf("error spans lines: %q", got)
+			}
+			if strings.Contains(got, "secret") {
+				t.Errorf("error echoes a password: %q", got)
+			}
+		})
+	}
+}
+
+// TestRunBadValueOneLine checks what a user sees: exit code 2 and one line
+// naming the flag, with no usage dump.
+func TestRunBadValueOneLine(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"serve", "-idle-timeout", "abc"}, envOf(nil), strings.NewReader(""), &stdout, &stderr)
+	if code != exitUsage {
+		t.Errorf("exit code %d, want %d", code, exitUsage)
+	}
+	want := "sessionguard: invalid value \"abc\" for -idle-timeout: time: invalid duration \"abc\"\n"
+	if stderr.String() != want {
+		t.Errorf("stderr:\n%q\nwant\n%q", stderr.String(), want)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout not empty: %q", stdout.String())
+	}
+}
+
+func TestRunUnknownCommand(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"frobnicate"}, envOf(nil), strings.NewReader(""), &stdout, &stderr)
+	if code != exitUsage || strings.Count(stderr.String(), "\n") != 1 || !strings.Contains(stderr.String(), `"frobnicate"`) {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// TestServeHelp checks that -h lists every flag with its default and its
+// environment variable, and exits 0.
+func TestServeHelp(t *testing.T) {
+	for _, args := range [][]string{{"serve", "-h"}, {"-h"}, {"help"}, {"-help"}} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, envOf(nil), strings.NewReader(""), &stdout, &stderr)
+		if code != exitOK {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr.String())
+		}
+		help := stdout.String()
+		for _, want := range []string{
+			"-addr HOST:PORT", "default: localhost:8080", "$SESSIONGUARD_ADDR",
+			"-db DSN", "default: sqlite:sessionguard.db", "$SESSIONGUARD_DB",
+			"-sessions DSN", "$SESSIONGUARD_SESSIONS",
+			"-idle-timeout DURATION", "default: 30m", "$SESSIONGUARD_IDLE_TIMEOUT",
+			"-absolute-timeout DURATION", "default: 12h", "$SESSIONGUARD_ABSOLUTE_TIMEOUT",
+			"-preset NAME", "nist-aal2", "$SESSIONGUARD_PRESET",
+			"-admin-idle-timeout DURATION", "default: 15m", "$SESSIONGUARD_ADMIN_IDLE_TIMEOUT",
+			"-admin-absolute-timeout DURATION", "$SESSIONGUARD_ADMIN_ABSOLUTE_TIMEOUT",
+			"-warn-before DURATION", "default: 2m", "$SESSIONGUARD_WARN_BEFORE",
+			"-reauth-after DURATION", "default: 5m", "$SESSIONGUARD_REAUTH_AFTER",
+			"-touch-interval DURATION", "default: 0", "$SESSIONGUARD_TOUCH_INTERVAL",
+			"-tls-cert FILE", "$SESSIONGUARD_TLS_CERT",
+			"-tls-key FILE", "$SESSIONGUARD_TLS_KEY",
+			"-insecure-cookie\n", "$SESSIONGUARD_INSECURE_COOKIE",
+			"-log-format text|json", "default: text", "$SESSIONGUARD_LOG_FORMAT",
+			"-log-level debug|info|warn|error", "default: info", "$SESSIONGUARD_LOG_LEVEL",
+			"-shutdown-timeout DURATION", "default: 15s", "$SESSIONGUARD_SHUTDOWN_TIMEOUT",
+			"-trusted-proxy CIDR", "$SESSIONGUARD_TRUSTED_PROXY",
+			"-base-url URL", "$SESSIONGUARD_BASE_URL",
+			"environment variable", "sessionguard user", "sessionguard audit",
+		} {
+			if !strings.Contains(help, want) {
+				t.Errorf("%v: help lacks %q", args, want)
+			}
+		}
+	}
+}
+
+// TestHelpListsEveryFlag guards against a flag added without help: every
+// flag the FlagSet knows appears in the help, with its variable.
+func TestHelpListsEveryFlag(t *testing.T) {
+	var stdout bytes.Buffer
+	if _, err := parseServe([]string{"-h"}, envOf(nil), &stdout); !errors.Is(err, errHelp) {
+		t.Fatalf("err = %v", err)
+	}
+	n := 0
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		if strings.HasPrefix(line, "  -") {
+			n++
+		}
+	}
+	if n != 19 {
+		t.Errorf("help lists %d flags, want the 19 of serve", n)
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Hour: "1h", 30 * time.Minute: "30m", 90 * time.Minute: "1h30m",
+		2 * time.Second: "2s", 90 * time.Second: "1m30s", 1500 * time.Millisecond: "1.5s", 0: "0s",
+	} {
+		if got := formatDuration(d); got != want {
+			t.Errorf("formatDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	for flag, want := range map[string]string{
+		"idle-timeout": "SESSIONGUARD_IDLE_TIMEOUT",
+		"db":           "SESSIONGUARD_DB",
+		"tls-cert":     "SESSIONGUARD_TLS_CERT",
+	} {
+		if got := envName(flag); got != want {
+			t.Errorf("envName(%q) = %q, want %q", flag, got, want)
+		}
+	}
+}

@@ -1,0 +1,351 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sessionguard/sessionguard/account"
+	"github.com/sessionguard/sessionguard/internal/metrics"
+	"github.com/sessionguard/sessionguard/internal/sqldb"
+	"github.com/sessionguard/sessionguard/session"
+	"github.com/sessionguard/sessionguard/web"
+)
+
+// The http.Server's limits. Sign-in forms and JSON calls are small and
+// quick, so these only bound misbehaving clients: a slow-loris header
+// (ReadHeaderTimeout), a trickled body (ReadTimeout), a client that stops
+// reading (WriteTimeout), and idle keep-alive connections (IdleTimeout).
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10 // a few cookies and a long user agent fit well
+)
+
+// wcagWarnBefore is the least warning WCAG 2.2.1 (Timing Adjustable) asks
+// for before a time limit: 20 seconds to react.
+const wcagWarnBefore = 20 * time.Second
+
+// serve runs the server until ctx is done or SIGTERM/SIGINT arrives, then
+// shuts down gracefully. Logs go to logOut.
+func serve(ctx context.Context, cfg *serveConfig, logOut io.Writer) error {
+	log := newLogger(cfg, logOut)
+	slog.SetDefault(log)
+
+	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+
+	var cert tls.Certificate
+	if cfg.TLS() {
+		var err error
+		if cert, err = tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return fmt.Errorf("loading -tls-cert and -tls-key: %w", err)
+		}
+	}
+
+	a, err := openApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.close(log)
+
+	handler, err := a.webServer(cfg, log)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		// net/http complains here about clients (failed TLS handshakes,
+		// malformed requests): worth knowing, not a fault of the server.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelInfo),
+	}
+	if cfg.TLS() {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+
+	baseURL := cfg.BaseURL
+	if baseURL == "" {
+		baseURL = deriveBaseURL(ln.Addr(), cfg.Addr, cfg.TLS())
+	}
+	attrs := []any{
+		"addr", ln.Addr().String(),
+		"url", baseURL,
+		"version", versionString(),
+		"db", a.db.String(),
+		"sessions", a.sessionsDesc,
+		"idle_timeout", formatDuration(cfg.Policy.IdleTimeout),
+		"absolute_timeout", formatDuration(cfg.Policy.AbsoluteTimeout),
+		"admin_idle_timeout", formatDuration(cfg.AdminPolicy.IdleTimeout),
+		"admin_absolute_timeout", formatDuration(cfg.AdminPolicy.AbsoluteTimeout),
+		"tls", cfg.TLS(),
+	}
+	if cfg.Preset != "" {
+		attrs = append(attrs, "preset", cfg.Preset)
+	}
+	// Tests and scripts read the address from this line when -addr asks
+	// for a free port (":0").
+	log.Info("sessionguard listening", attrs...)
+	warnings(cfg, baseURL, ln.Addr(), log)
+	if a.setupSecret != "" {
+		link := baseURL + "/setup?token=" + a.setupSecret
+		// Printed plainly too: it is the one thing a new user must see, and
+		// a JSON log line is easy to miss.
+		fmt.Fprintf(logOut, "\nNo account exists yet. Create the first administrator within %s at:\n\n    %s\n\n",
+			formatDuration(account.DefaultSetupTTL), link)
+		log.Info("no account yet: open the setup link to create the first administrator",
+			"setup_url", link, "expires", a.setup.ExpiresAt().Format(time.RFC3339))
+	}
+
+	served := make(chan error, 1)
+	go func() {
+		if cfg.TLS() {
+			served <- srv.ServeTLS(ln, "", "")
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	stopSignals() // a second signal ends the process at once
+	log.Info("shutting down: refusing new connections, finishing requests in flight",
+		"timeout", formatDuration(cfg.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: requests still running after -shutdown-timeout %s were cut off", formatDuration(cfg.ShutdownTimeout))
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving: %w", err)
+	}
+	log.Info("requests finished; closing the stores")
+	return nil
+}
+
+// webServer builds the web application on a's stores and returns its
+// handler.
+func (a *app) webServer(cfg *serveConfig, log *slog.Logger) (http.Handler, error) {
+	wcfg := web.Config{
+		Sessions:      a.sessions,
+		Accounts:      a.accounts,
+		Authenticator: a.authn,
+		Audit:         a.audit,
+		Logger:        log,
+		Policies: map[string]session.Policy{
+			string(account.RoleUser):  cfg.Policy,
+			string(account.RoleAdmin): cfg.AdminPolicy,
+		},
+		ReauthAfter: cfg.ReauthAfter,
+		WarnBefore:  cfg.WarnBefore,
+		Metrics:     a.metrics,
+		Registerer:  a.registry,
+		Gatherer:    a.registry,
+		Ready:       a.ready,
+		ClientIP:    a.clientIP,
+		TLS:         cfg.TLS() || strings.HasPrefix(cfg.BaseURL, "https://"),
+	}
+	if a.setup != nil {
+		wcfg.Setup = a.setup
+	}
+	if cfg.WarnBefore == 0 {
+		// -warn-before 0 asks for no warning, but web reads zero as "the
+		// default"; the least positive duration shows it only as the
+		// session ends, which is no warning.
+		wcfg.WarnBefore = time.Nanosecond
+	}
+	s, err := web.New(wcfg)
+	if err != nil {
+		return nil, err
+	}
+	return s.Handler(), nil
+}
+
+// newLogger returns the process's logger, as -log-format and -log-level say.
+func newLogger(cfg *serveConfig, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// deriveBaseURL returns the URL a person on this machine would open: the
+// listening address, with "localhost" for a wildcard or loopback host, since
+// browsers accept the Secure session cookie from http://localhost only.
+func deriveBaseURL(listening net.Addr, configured string, useTLS bool) string {
+	scheme := "http"
+	if useTLS {
+		scheme = "https"
+	}
+	host, _, _ := net.SplitHostPort(configured)
+	_, port, err := net.SplitHostPort(listening.String())
+	if err != nil {
+		return scheme + "://" + listening.String()
+	}
+	if a, err := netip.ParseAddr(host); host == "" || (err == nil && (a.IsUnspecified() || a.IsLoopback())) {
+		host = "localhost"
+	}
+	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		return scheme + "://" + host
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// warnings logs the settings that work but that a person should know about.
+func warnings(cfg *serveConfig, baseURL string, listening net.Addr, log *slog.Logger) {
+	if cfg.WarnBefore < wcagWarnBefore {
+		log.Warn("-warn-before is below the 20 seconds WCAG 2.2.1 asks for to react to a timeout warning",
+			"warn_before", formatDuration(cfg.WarnBefore))
+	}
+	if cfg.WarnBefore >= cfg.Policy.IdleTimeout {
+		log.Info("-warn-before is not shorter than -idle-timeout: the timeout warning shows from the start of each idle period",
+			"warn_before", formatDuration(cfg.WarnBefore), "idle_timeout", formatDuration(cfg.Policy.IdleTimeout))
+	}
+	if cfg.InsecureCookie && (cfg.TLS() || strings.HasPrefix(baseURL, "https://")) {
+		log.Warn("-insecure-cookie is set although the server is reached over HTTPS: it only weakens the cookie")
+	}
+	if !cfg.InsecureCookie && !cfg.TLS() && !strings.HasPrefix(baseURL, "https://") && !loopbackOnly(listening, baseURL) {
+		log.Warn("plain HTTP beyond localhost: browsers send the Secure session cookie over HTTPS and to localhost only, so sign-in will not stick; serve HTTPS (-tls-cert, -tls-key), put a TLS proxy in front and set -base-url https://..., or for development only use -insecure-cookie",
+			"url", baseURL)
+	}
+}
+
+// loopbackOnly reports whether the server is reached through localhost only.
+func loopbackOnly(listening net.Addr, baseURL string) bool {
+	if !strings.HasPrefix(baseURL, "http://localhost") && !strings.HasPrefix(baseURL, "http://127.") && !strings.HasPrefix(baseURL, "http://[::1]") {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(listening.String())
+	return err == nil && ap.Addr().IsLoopback()
+}
+
+// app is the server's open stores and the objects built on them: everything
+// that needs closing, in the order it was opened.
+type app struct {
+	db           *sqldb.DB
+	store        session.Store
+	sessionsDesc string
+	sessions     *session.Manager
+	accounts     *account.Store
+	authn        *account.Authenticator
+	audit        *auditLog
+	registry     *prometheus.Registry
+	metrics      *metrics.Metrics
+	clientIP     func(*http.Request) string
+
+	setup       *account.SetupToken // nil when accounts exist
+	setupSecret string
+}
+
+// openApp opens the database and the session store and builds the session
+// Manager, the accounts and the audit log on them. On error, whatever was
+// opened is closed.
+func openApp(ctx context.Context, cfg *serveConfig, log *slog.Logger) (_ *app, err error) {
+	a := &app{clientIP: clientIPFunc(cfg.TrustedProxies)}
+	defer func() {
+		if err != nil {
+			a.close(log)
+		}
+	}()
+	if a.db, err = openDB(ctx, cfg.DB, false); err != nil {
+		return nil, err
+	}
+	if a.audit, err = openAudit(ctx, a.db, log); err != nil {
+		return nil, err
+	}
+	if a.accounts, err = account.NewStore(ctx, a.db, account.Options{Logger: log}); err != nil {
+		return nil, fmt.Errorf("opening the accounts: %w", err)
+	}
+	if a.authn, err = account.NewAuthenticator(a.accounts, account.AuthOptions{}); err != nil {
+		return nil, fmt.Errorf("opening the accounts: %w", err)
+	}
+
+	a.registry = prometheus.NewRegistry()
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if a.metrics, err = metrics.New(a.registry); err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+
+	var open func(context.Context) (session.Store, error)
+	if a.sessionsDesc, open, err = sessionBackend(cfg.Sessions, cfg.DB); err != nil {
+		return nil, err // checked with the flags; kept for safety
+	}
+	if a.store, err = open(ctx); err != nil {
+		return nil, fmt.Errorf("opening the session store %s: %w", a.sessionsDesc, err)
+	}
+	a.sessions, err = session.New(session.Config{
+		Store:         a.store,
+		Policy:        cfg.Policy,
+		TouchInterval: cfg.TouchInterval,
+		Cookie:        session.CookieConfig{InsecureAllowHTTP: cfg.InsecureCookie},
+		Observers:     []session.Observer{a.audit, a.metrics},
+		Logger:        log,
+		ClientIP:      a.clientIP,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting the session manager: %w", err)
+	}
+
+	n, err := a.accounts.Count(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("counting accounts: %w", err)
+	}
+	if n == 0 {
+		a.setup, a.setupSecret = account.NewSetupToken(account.DefaultSetupTTL, nil)
+	}
+	return a, nil
+}
+
+// ready reports whether both stores answer, for /readyz.
+func (a *app) ready(ctx context.Context) error {
+	return errors.Join(a.sessions.Ping(ctx), a.db.PingContext(ctx))
+}
+
+// close stops the Manager's sweeper, then closes the session store and the
+// database, which the accounts and the audit log write to. Failures are
+// logged: there is nothing else to do with them on the way out.
+func (a *app) close(log *slog.Logger) {
+	if a.sessions != nil {
+		a.sessions.Close()
+	}
+	if a.store != nil {
+		if err := a.store.Close(); err != nil {
+			log.Error("closing the session store", "err", err)
+		}
+	}
+	if a.db != nil {
+		if err := a.db.Close(); err != nil {
+			log.Error("closing the database", "err", err)
+		}
+	}
+}

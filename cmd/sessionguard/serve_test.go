@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+)
+
+func TestDeriveBaseURL(t *testing.T) {
+	for _, tc := range []struct {
+		listening, configured string
+		tls                   bool
+		want                  string
+	}{
+		{"127.0.0.1:8080", "localhost:8080", false, "http://localhost:8080"},
+		{"127.0.0.1:41234", "127.0.0.1:0", false, "http://localhost:41234"},
+		{"[::]:8080", ":8080", false, "http://localhost:8080"},
+		{"0.0.0.0:8443", "0.0.0.0:8443", true, "https://localhost:8443"},
+		{"[::1]:8080", "[::1]:8080", false, "http://localhost:8080"},
+		{"192.0.2.7:8080", "sg.example.com:8080", false, "http://sg.example.com:8080"},
+		{"192.0.2.7:443", "sg.example.com:443", true, "https://sg.example.com"},
+		{"192.0.2.7:80", "192.0.2.7:80", false, "http://192.0.2.7"},
+	} {
+		addr, err := net.ResolveTCPAddr("tcp", tc.listening)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := deriveBaseURL(addr, tc.configured, tc.tls); got != tc.want {
+			t.Errorf("deriveBaseURL(%s, %q, %v) = %q, want %q", tc.listening, tc.configured, tc.tls, got, tc.want)
+		}
+	}
+}
+
+func TestStartWarnings(t *testing.T) {
+	tcp := func(s string) net.Addr { a, _ := net.ResolveTCPAddr("tcp", s); return a }
+	for _, tc := range []struct {
+		args      []string
+		listening string
+		want      []string // substrings of the log; nil: no warning at all
+	}{
+		{nil, "127.0.0.1:8080", nil},
+		{[]string{"-warn-before", "10s"}, "127.0.0.1:8080", []string{"below the 20 seconds WCAG 2.2.1"}},
+		{[]string{"-idle-timeout", "1m", "-warn-before", "2m"}, "127.0.0.1:8080", []string{"shows from the start"}},
+		{[]string{"-addr", ":8080"}, "[::]:8080", []string{"plain HTTP beyond localhost"}},
+		{[]string{"-addr", ":8080", "-base-url", "https://sg.example.com"}, "[::]:8080", nil},
+		{[]string{"-addr", ":8080", "-insecure-cookie"}, "[::]:8080", nil},
+		{[]string{"-insecure-cookie", "-base-url", "https://sg.example.com"}, "127.0.0.1:8080", []string{"only weakens the cookie"}},
+	} {
+		cfg, err := parseServe(tc.args, envOf(nil), &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		baseURL := cfg.BaseURL
+		if baseURL == "" {
+			baseURL = deriveBaseURL(tcp(tc.listening), cfg.Addr, cfg.TLS())
+		}
+		warnings(cfg, baseURL, tcp(tc.listening), slog.New(slog.NewTextHandler(&out, nil)))
+		if tc.want == nil && out.Len() > 0 {
+			t.Errorf("%v: unexpected warnings:\n%s", tc.args, out.String())
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%v: log lacks %q:\n%s", tc.args, w, out.String())
+			}
+		}
+	}
+}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sessionguard/sessionguard/session"
+)
+
+// serveConfig is everything `sessionguard serve` is told, checked.
+type serveConfig struct {
+	Addr     string
+	DB       string
+	Sessions string // empty: sessions live in the -db database
+
+	Preset      string
+	Policy      session.Policy // for the "user" role and anyone without a role
+	AdminPolicy session.Policy // never looser than Policy
+
+	WarnBefore      time.Duration
+	ReauthAfter     time.Duration
+	TouchInterval   time.Duration // 0: the Manager's default
+	ShutdownTimeout time.Duration
+
+	TLSCert, TLSKey string
+	InsecureCookie  bool
+
+	LogFormat string
+	LogLevel  slog.Level
+
+	TrustedProxies []netip.Prefix
+	BaseURL        string // empty: derived from the listening address
+}
+
+// TLS reports whether the server itself speaks HTTPS.
+func (c *serveConfig) TLS() bool { return c.TLSCert != "" }
+
+// serveAbout introduces serve's help.
+const serveAbout = `Runs the sessionguard web server (the default command). With no account yet,
+it prints a one-time setup link that creates the first administrator.
+
+Other commands:
+  sessionguard user add|list|disable|enable|passwd ...   manage accounts
+  sessionguard audit [flags]                             print the audit log
+  sessionguard version                                   print the version
+Run any of them with -h for its flags.
+
+Durations are written like 90s, 15m or 12h. Database DSNs are sqlite:PATH or
+postgres://USER@HOST/DB; the session store (-sessions) is memory or sqlite:PATH.`
+
+// parseServe parses serve's arguments and environment into a checked
+// serveConfig. A mistake is a *usageError naming the flag.
+func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*serveConfig, error) {
+	var c serveConfig
+	var logLevel, trusted string
+	f := newFlagSet("sessionguard serve", "sessionguard [serve] [flags]", serveAbout)
+	f.String(&c.Addr, "addr", "localhost:8080", "HOST:PORT",
+		"address to listen on (port 0 picks a free port; the start-up log names it)")
+	f.String(&c.DB, "db", defaultDB, "DSN",
+		"database of accounts, audit log and (unless -sessions) sessions: sqlite:PATH or postgres://...")
+	f.String(&c.Sessions, "sessions", "", "DSN",
+		"session store: memory or sqlite:PATH").defaultIs("the -db database")
+	idle := f.Duration(&c.Policy.IdleTimeout, "idle-timeout", "30m",
+		"end a session after this long without activity")
+	abs := f.Duration(&c.Policy.AbsoluteTimeout, "absolute-timeout", "12h",
+		"end a session this long after sign-in, however active")
+	f.String(&c.Preset, "preset", "", "NAME",
+		"set -idle-timeout and -absolute-timeout from a standard: "+presetNames()+" (explicit timeout flags win)")
+	adminIdle := f.Duration(&c.AdminPolicy.IdleTimeout, "admin-idle-timeout", "15m",
+		"idle timeout of administrators' sessions (lowered to -idle-timeout if that is shorter)")
+	adminAbs := f.Duration(&c.AdminPolicy.AbsoluteTimeout, "admin-absolute-timeout", "12h",
+		"absolute timeout of administrators' sessions (lowered to -absolute-timeout if that is shorter)")
+	f.Duration(&c.WarnBefore, "warn-before", "2m",
+		"show the browser's timeout warning this long before the idle end (0: no warning)")
+	f.Duration(&c.ReauthAfter, "reauth-after", "5m",
+		"ask for the password again before a sensitive action when the sign-in is older than this")
+	f.Duration(&c.TouchInterval, "touch-interval", "0",
+		"least time between two writes of a session's last activity (0: a twentieth of the idle timeout, at most 1m)")
+	f.String(&c.TLSCert, "tls-cert", "", "FILE", "serve HTTPS with this certificate (PEM; needs -tls-key)")
+	f.String(&c.TLSKey, "tls-key", "", "FILE", "private key of -tls-cert (PEM)")
+	f.Bool(&c.InsecureCookie, "insecure-cookie",
+		"send the session cookie without Secure, for plain HTTP to a host other than localhost (development only: anyone on the network can steal sessions)")
+	f.Choice(&c.LogFormat, "log-format", "text", []string{"text", "json"}, "log format")
+	f.Choice(&logLevel, "log-level", "info", []string{"debug", "info", "warn", "error"}, "least severe log level written")
+	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "15s",
+		"on SIGTERM or SIGINT, how long requests in flight may take to finish")
+	f.String(&trusted, "trusted-proxy", "", "CIDR[,CIDR...]",
+		"reverse proxies whose X-Forwarded-For header gives the client address").defaultIs("none trusted")
+	f.String(&c.BaseURL, "base-url", "", "URL",
+		"the server's public URL, for the printed setup link").defaultIs("from -addr and TLS")
+
+	rest, err := f.parse(args, getenv, stdout)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		return nil, usageErrorf("serve takes no arguments, got %q (see 'sessionguard serve -h')", rest[0])
+	}
+
+	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return nil, usageErrorf("invalid value %q for -log-level: %v", logLevel, err)
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return nil, usageErrorf("invalid value %q for %s: want HOST:PORT, as in localhost:8080 or :8080", c.Addr, f.lookup("addr").source)
+	}
+	if err := checkDB(c.DB); err != nil {
+		return nil, usageErrorf("invalid value for %s: %v", f.lookup("db").source, err)
+	}
+	if err := checkSessions(c.Sessions, c.DB); err != nil {
+		src := f.lookup("sessions").source
+		if c.Sessions == "" {
+			src = "-sessions (default: the -db database)"
+		}
+		return nil, usageErrorf("invalid value for %s: %v", src, err)
+	}
+
+	if c.Preset != "" {
+		p, ok := session.LookupPreset(c.Preset)
+		if !ok {
+			return nil, usageErrorf("invalid value %q for %s: want one of %s", c.Preset, f.lookup("preset").source, presetNames())
+		}
+		if !idle.explicit {
+			c.Policy.IdleTimeout = p.Policy.IdleTimeout
+		}
+		if !abs.explicit {
+			c.Policy.AbsoluteTimeout = p.Policy.AbsoluteTimeout
+		}
+	}
+	if err := checkPolicy(c.Policy, idle, abs); err != nil {
+		return nil, err
+	}
+	// Administrators are never looser than users: an unset admin timeout
+	// follows a stricter user one down; an explicit looser one is a mistake.
+	if !adminIdle.explicit {
+		c.AdminPolicy.IdleTimeout = min(c.AdminPolicy.IdleTimeout, c.Policy.IdleTimeout)
+	}
+	if !adminAbs.explicit {
+		c.AdminPolicy.AbsoluteTimeout = min(c.AdminPolicy.AbsoluteTimeout, c.Policy.AbsoluteTimeout)
+	}
+	if err := checkPolicy(c.AdminPolicy, adminIdle, adminAbs); err != nil {
+		return nil, err
+	}
+	if c.AdminPolicy.IdleTimeout > c.Policy.IdleTimeout {
+		return nil, usageErrorf("%s %s is longer than the users' idle timeout %s: administrators' sessions must not be looser than users'",
+			adminIdle.source, formatDuration(c.AdminPolicy.IdleTimeout), formatDuration(c.Policy.IdleTimeout))
+	}
+	if c.AdminPolicy.AbsoluteTimeout > c.Policy.AbsoluteTimeout {
+		return nil, usageErrorf("%s %s is longer than the users' absolute timeout %s: administrators' sessions must not be looser than users'",
+			adminAbs.source, formatDuration(c.AdminPolicy.AbsoluteTimeout), formatDuration(c.Policy.AbsoluteTimeout))
+	}
+
+	for _, d := range []struct {
+		name     string
+		v        time.Duration
+		positive bool
+	}{
+		{"warn-before", c.WarnBefore, false},
+		{"reauth-after", c.ReauthAfter, true},
+		{"touch-interval", c.TouchInterval, false},
+		{"shutdown-timeout", c.ShutdownTimeout, true},
+	} {
+		if d.v < 0 || (d.positive && d.v == 0) {
+			want := "not negative"
+			if d.positive {
+				want = "positive"
+			}
+			return nil, usageErrorf("invalid value %q for %s: must be %s", f.lookup(d.name).raw, f.lookup(d.name).source, want)
+		}
+	}
+
+	switch {
+	case c.TLSCert != "" && c.TLSKey == "":
+		return nil, usageErrorf("%s is set but -tls-key is not: give both or neither", f.lookup("tls-cert").source)
+	case c.TLSKey != "" && c.TLSCert == "":
+		return nil, usageErrorf("%s is set but -tls-cert is not: give both or neither", f.lookup("tls-key").source)
+	}
+
+	if c.TrustedProxies, err = parsePrefixes(trusted); err != nil {
+		return nil, usageErrorf("invalid value %q for %s: %v", trusted, f.lookup("trusted-proxy").source, err)
+	}
+	if c.BaseURL != "" {
+		if err := checkBaseURL(c.BaseURL); err != nil {
+			return nil, usageErrorf("invalid value %q for %s: %v", c.BaseURL, f.lookup("base-url").source, err)
+		}
+		c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	}
+	return &c, nil
+}
+
+// checkPolicy checks one pair of timeouts, naming the flag at fault.
+func checkPolicy(p session.Policy, idle, abs *option) error {
+	switch {
+	case p.IdleTimeout <= 0:
+		return usageErrorf("invalid value %q for %s: must be positive", idle.raw, idle.source)
+	case p.AbsoluteTimeout <= 0:
+		return usageErrorf("invalid value %q for %s: must be positive", abs.raw, abs.source)
+	case p.IdleTimeout > p.AbsoluteTimeout:
+		return usageErrorf("%s %s is longer than %s %s: the idle timeout could never apply",
+			idle.source, formatDuration(p.IdleTimeout), abs.source, formatDuration(p.AbsoluteTimeout))
+	}
+	return nil
+}
+
+func presetNames() string {
+	names := make([]string, len(session.Presets))
+	for i, p := range session.Presets {
+		names[i] = p.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// parsePrefixes parses a comma-separated list of CIDRs; a bare address
+// stands for itself alone.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if !strings.Contains(part, "/") {
+			a, err := netip.ParseAddr(part)
+			if err != nil {
+				return nil, fmt.Errorf("%q is neither a CIDR (10.0.0.0/8) nor an address", part)
+			}
+			part = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()).String()
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", part)
+		}
+		out = append(out, p.Masked())
+	}
+	return slices.Clip(out), nil
+}
+
+func checkBaseURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("want an absolute http:// or https:// URL, as in https://sg.example.com")
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("want a URL without user, query or fragment")
+	}
+	return nil
+}
