@@ -113,7 +113,7 @@ func TestPasswordChangeRevokesOtherSessions(t *testing.T) {
 	if body := wantStatus(t, c.get("/account?done=password"), http.StatusOK); !strings.Contains(body, "Your password was changed.") {
 		t.Error("no confirmation")
 	}
-	wantRedirect(t, other.get("/"), "/auth/login?reason=revoked")
+	wantRedirect(t, other.get("/"), "/auth/login?next=%2F&reason=revoked")
 	if ev := e.auditFind(audit.PasswordChanged, "alice"); len(ev) != 1 {
 		t.Errorf("audit password_changed: %+v", ev)
 	}
@@ -138,8 +138,8 @@ func TestAdminDisableRevokesAllSessions(t *testing.T) {
 	a2.login("alice", alicePassword)
 
 	wantRedirect(t, admin.post("/admin/users/disable", url.Values{"username": {"alice"}}), "/admin?done=disabled")
-	wantRedirect(t, a1.get("/"), "/auth/login?reason=revoked")
-	wantRedirect(t, a2.get("/"), "/auth/login?reason=revoked")
+	wantRedirect(t, a1.get("/"), "/auth/login?next=%2F&reason=revoked")
+	wantRedirect(t, a2.get("/"), "/auth/login?next=%2F&reason=revoked")
 	wantStatus(t, e.browser().post("/auth/login", url.Values{"username": {"alice"}, "password": {alicePassword}}), http.StatusUnauthorized)
 	if ev := e.auditFind(audit.UserDisabled, "alice"); len(ev) != 1 {
 		t.Errorf("audit user_disabled: %+v", ev)
@@ -186,13 +186,13 @@ func TestAdminAddResetAndRevoke(t *testing.T) {
 		}
 	}
 	wantRedirect(t, admin.post("/admin/sessions/revoke", url.Values{"id": {bobID}}), "/admin?done=revoked")
-	wantRedirect(t, bob.get("/"), "/auth/login?reason=revoked")
+	wantRedirect(t, bob.get("/"), "/auth/login?next=%2F&reason=revoked")
 	wantStatus(t, admin.post("/admin/sessions/revoke", url.Values{"id": {bobID}}), http.StatusNotFound)
 
 	bob.login("bob", bobPassword)
 	const reset = "pelican umbrella seventeen"
 	wantRedirect(t, admin.post("/admin/users/password", url.Values{"username": {"bob"}, "password": {reset}}), "/admin?done=password")
-	wantRedirect(t, bob.get("/"), "/auth/login?reason=revoked")
+	wantRedirect(t, bob.get("/"), "/auth/login?next=%2F&reason=revoked")
 	bob.login("bob", reset)
 	if ev := e.auditFind(audit.PasswordChanged, "bob"); len(ev) != 1 {
 		t.Errorf("audit password_changed: %+v", ev)

@@ -78,7 +78,7 @@ func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, reason 
 // and says why the last session ended.
 func loginURL(next string, reason session.EndReason) string {
 	q := url.Values{}
-	if next != "" && next != "/" {
+	if next != "" {
 		q.Set("next", next)
 	}
 	if reason != "" {

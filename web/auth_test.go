@@ -203,7 +203,7 @@ func TestLogoutEndsSessionAndTheCookieCannotBeReplayed(t *testing.T) {
 	// The seed's flaw: the old cookie must not work after logout.
 	replay := e.browser()
 	replay.cookies[e.sessions.CookieName()] = stolen
-	wantRedirect(t, replay.get("/"), "/auth/login?reason=logout")
+	wantRedirect(t, replay.get("/"), "/auth/login?next=%2F&reason=logout")
 	res = replay.get("/auth/status", "Accept", "application/json")
 	body := wantStatus(t, res, http.StatusUnauthorized)
 	if body != `{"authenticated":false,"reason":"logout"}`+"\n" {
@@ -232,7 +232,7 @@ func TestProtectedPageRedirectsWithNextAndReason(t *testing.T) {
 
 	// Never signed in: no reason.
 	wantRedirect(t, e.browser().get("/account"), "/auth/login?next=%2Faccount")
-	wantRedirect(t, e.browser().get("/"), "/auth/login")
+	wantRedirect(t, e.browser().get("/"), "/auth/login?next=%2F")
 	// A form post without a session comes back to its page.
 	wantRedirect(t, e.browser().post("/account/password", url.Values{}), "/auth/login?next=%2Faccount")
 	// A malformed cookie is simply no session.
@@ -264,7 +264,7 @@ func TestAbsoluteAndRevokedReasons(t *testing.T) {
 		e.clock.Advance(20 * time.Minute)
 		res := c.get("/")
 		if res.StatusCode != http.StatusOK {
-			wantRedirect(t, res, "/auth/login?reason=absolute")
+			wantRedirect(t, res, "/auth/login?next=%2F&reason=absolute")
 			break
 		}
 	}
@@ -281,7 +281,7 @@ func TestAbsoluteAndRevokedReasons(t *testing.T) {
 	other.login("alice", alicePassword)
 	res := other.post("/auth/sessions/revoke", url.Values{"all_others": {"1"}})
 	wantRedirect(t, res, "/auth/sessions?done=others")
-	wantRedirect(t, c.get("/"), "/auth/login?reason=revoked")
+	wantRedirect(t, c.get("/"), "/auth/login?next=%2F&reason=revoked")
 	body = wantStatus(t, c.get("/auth/login?reason=revoked"), http.StatusOK)
 	if !strings.Contains(body, "Your session was ended from another device.") {
 		t.Error("login page lacks the revoked message")
@@ -359,7 +359,7 @@ func TestStatusIsPassiveAndIdleStillEnds(t *testing.T) {
 	if sb.Authenticated || sb.Reason == nil || *sb.Reason != "idle" {
 		t.Fatalf("status after the idle timeout %+v", sb)
 	}
-	wantRedirect(t, c.get("/"), "/auth/login?reason=idle")
+	wantRedirect(t, c.get("/"), "/auth/login?next=%2F&reason=idle")
 }
 
 func TestPassiveHeaderDoesNotCountAsActivity(t *testing.T) {
@@ -370,7 +370,7 @@ func TestPassiveHeaderDoesNotCountAsActivity(t *testing.T) {
 	e.clock.Advance(20 * time.Minute)
 	wantStatus(t, c.get("/auth/sessions", "Session-Activity", "passive"), http.StatusOK)
 	e.clock.Advance(10 * time.Minute)
-	wantRedirect(t, c.get("/"), "/auth/login?reason=idle")
+	wantRedirect(t, c.get("/"), "/auth/login?next=%2F&reason=idle")
 }
 
 func TestExtendCountsAsActivity(t *testing.T) {

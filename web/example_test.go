@@ -80,6 +80,6 @@ func ExampleNew() {
 	}
 	// Output:
 	// /healthz 200
-	// / 303 to /auth/login
+	// / 303 to /auth/login?next=%2F
 	// /auth/login 200
 }

@@ -73,7 +73,7 @@ func TestSessionsListAndRevokeOwnOnly(t *testing.T) {
 
 	res = laptop.post("/auth/sessions/revoke", url.Values{"id": {phoneID}})
 	wantRedirect(t, res, "/auth/sessions?done=revoked")
-	wantRedirect(t, phone.get("/"), "/auth/login?reason=revoked")
+	wantRedirect(t, phone.get("/"), "/auth/login?next=%2F&reason=revoked")
 	wantStatus(t, laptop.get("/"), http.StatusOK)
 	if got := e.sessionsOf("bob"); len(got) != 1 || got[0].ID != bobID {
 		t.Error("revoking alice's session touched bob's")
