@@ -100,6 +100,7 @@ type Manager struct {
 	sweepBatch int
 	retention  time.Duration
 	timeout    time.Duration
+	inMemory   bool // the store never waits on I/O: no timer per call
 	clientIP   func(*http.Request) string
 	unauth     http.Handler
 	failure    http.Handler
@@ -160,6 +161,7 @@ func New(cfg Config) (*Manager, error) {
 	if m.timeout <= 0 {
 		m.timeout = 3 * time.Second
 	}
+	_, m.inMemory = cfg.Store.(InMemoryStore)
 	if m.clientIP == nil {
 		m.clientIP = remoteIP
 	}
@@ -488,8 +490,13 @@ func (m *Manager) emit(ctx context.Context, e Event) {
 // the request's cancellation: a client that hangs up must not leave a
 // logout or a touch half done.
 func (m *Manager) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if m.inMemory {
+		return ctx, noCancel
+	}
 	return context.WithTimeout(context.WithoutCancel(ctx), m.timeout)
 }
+
+func noCancel() {}
 
 func (m *Manager) setCookie(w http.ResponseWriter, token string) {
 	http.SetCookie(w, m.cookie.sessionCookie(m.cookieName, token))

@@ -20,6 +20,10 @@ type requestState struct {
 	reason  EndReason // why the presented token no longer works, when known
 	err     error     // the store failed: nobody can be treated as signed in
 	passive bool      // the request does not count as activity
+
+	// own holds the request's session when it was loaded with the request,
+	// so that both take one allocation.
+	own Session
 }
 
 // get returns the request's session, why it has none, and the store's error.
@@ -73,8 +77,8 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 		st := m.load(r)
 		if st.sess != nil {
 			h := w.Header()
-			h.Set("Cache-Control", "no-store")
-			h.Add("Vary", "Cookie")
+			h["Cache-Control"] = noStore
+			h["Vary"] = append(h["Vary"], "Cookie")
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 		m.recordActivity(r.Context(), st)
@@ -195,7 +199,8 @@ func (m *Manager) load(r *http.Request) *requestState {
 		}
 		return st
 	}
-	st.sess = &Session{m: m, rec: rec}
+	st.own = Session{m: m, rec: rec}
+	st.sess = &st.own
 	return st
 }
 
@@ -217,13 +222,21 @@ func (m *Manager) recordActivity(ctx context.Context, st *requestState) {
 	}
 }
 
+// noStore is the shared value of the Cache-Control header of responses with
+// a session. Its capacity is its length, so a handler that appends to it
+// gets a copy.
+var noStore = []string{"no-store"}[:1:1]
+
 func isPassive(r *http.Request) bool {
-	if strings.EqualFold(r.Header.Get("Session-Activity"), "passive") {
+	// The header map's keys are canonical already: index it directly
+	// instead of paying Header.Get's canonicalisation on every request.
+	if v := r.Header["Session-Activity"]; len(v) > 0 && strings.EqualFold(v[0], "passive") {
 		return true
 	}
 	// Sec-Purpose is a structured list: "prefetch" or "prefetch;prerender".
-	if p := r.Header.Get("Sec-Purpose"); p != "" && strings.HasPrefix(strings.TrimSpace(p), "prefetch") {
+	if v := r.Header["Sec-Purpose"]; len(v) > 0 && strings.HasPrefix(strings.TrimSpace(v[0]), "prefetch") {
 		return true
 	}
-	return strings.EqualFold(r.Header.Get("Purpose"), "prefetch")
+	v := r.Header["Purpose"]
+	return len(v) > 0 && strings.EqualFold(v[0], "prefetch")
 }

@@ -95,6 +95,15 @@ type Store interface {
 	Close() error
 }
 
+// InMemoryStore is an optional ability of a Store whose calls never wait for
+// a network or a disk, such as the memory store. The Manager bounds every
+// other store's calls with Config.StoreTimeout; for these it does not arm a
+// timer, which would cost more than the call itself.
+type InMemoryStore interface {
+	Store
+	InMemory()
+}
+
 // Record is a session as a Store keeps it.
 type Record struct {
 	Info

@@ -38,11 +38,13 @@ func parseToken(s string) (TokenHash, bool) {
 	if len(s) != tokenLen {
 		return TokenHash{}, false
 	}
+	var text [tokenLen]byte // on the stack: no allocation per request
+	copy(text[:], s)
 	var b [tokenBytes]byte
-	if n, err := tokenEncoding.Decode(b[:], []byte(s)); err != nil || n != tokenBytes {
+	if n, err := tokenEncoding.Decode(b[:], text[:]); err != nil || n != tokenBytes {
 		return TokenHash{}, false
 	}
-	return sha256.Sum256([]byte(s)), true
+	return sha256.Sum256(text[:]), true
 }
 
 // newPublicID returns a session's public ID: 128 random bits, independent of

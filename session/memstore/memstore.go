@@ -375,6 +375,10 @@ func (s *Store) List(ctx context.Context, userID string, limit int) ([]session.R
 }
 
 // Ping reports whether the Store is open.
+// InMemory tells the Manager that calls never wait on I/O, so it need not
+// bound them with a timer (session.InMemoryStore).
+func (s *Store) InMemory() {}
+
 func (s *Store) Ping(ctx context.Context) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
