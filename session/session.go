@@ -5,9 +5,9 @@ import (
 	"errors"
 	"maps"
 	"strings"
-	"unicode/utf8"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Session is the live session of one request, as seen by its handler. Its
