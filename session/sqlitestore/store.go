@@ -41,6 +41,26 @@ type Store struct {
 	read, write *sql.DB
 
 	get, touch, saveData, renew, ended *sql.Stmt
+
+	cache *cache // nil when turned off
+}
+
+// Option configures a Store.
+type Option func(*options)
+
+type options struct {
+	cacheTTL  time.Duration
+	cacheSize int
+}
+
+// WithCache sets how long a record read from the file may be served from
+// memory, and how many records are kept. The default is one second and
+// 100,000 records. Changes this Store makes are seen at once whatever the
+// TTL; changes made by another process on the same file (the command line
+// ending a user's sessions) are seen within the TTL. A ttl of zero or less
+// turns the cache off, so every session check reads the file.
+func WithCache(ttl time.Duration, size int) Option {
+	return func(o *options) { o.cacheTTL, o.cacheSize = ttl, size }
 }
 
 // Open opens the SQLite database file at path, creating it if it does not
@@ -55,7 +75,11 @@ type Store struct {
 // their own tables; SQLite arbitrates between them. path is a file name, not
 // a DSN or "file:" URI (the Store sets the connection parameters itself), and
 // not ":memory:": an in-memory database cannot be shared between the pools.
-func Open(path string) (*Store, error) {
+func Open(path string, opts ...Option) (*Store, error) {
+	o := options{cacheTTL: time.Second, cacheSize: 100_000}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if path == "" || strings.HasPrefix(path, ":memory:") || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("sqlitestore: path %q must name a database file", path)
 	}
@@ -66,6 +90,9 @@ func Open(path string) (*Store, error) {
 	name := fileURI(abs)
 
 	s := &Store{}
+	if o.cacheTTL > 0 && o.cacheSize > 0 {
+		s.cache = newCache(o.cacheTTL, o.cacheSize)
+	}
 	// The write pool comes first: its first connection switches a new file to
 	// WAL mode and migrates it before any read connection looks at it.
 	if s.write, err = sql.Open("sqlite", name+"?"+writeDSN); err != nil {
@@ -233,11 +260,19 @@ func (s *Store) Create(ctx context.Context, rec session.Record) error {
 // Get returns the record whose token hashes to h, expired or not (the
 // Manager judges expiry), or session.ErrNotFound.
 func (s *Store) Get(ctx context.Context, h session.TokenHash) (session.Record, error) {
+	if rec, ok := s.cache.get(h); ok {
+		return rec, nil
+	}
+	epoch := s.cache.currentEpoch()
 	rec, err := scanRecord(s.get.QueryRowContext(ctx, h[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return session.Record{}, session.ErrNotFound
 	}
-	return rec, wrap("get", err)
+	if err != nil {
+		return session.Record{}, wrap("get", err)
+	}
+	s.cache.put(rec, epoch)
+	return rec, nil
 }
 
 // Touch moves the record's LastActivity forward to at (never back) and its
@@ -248,6 +283,8 @@ func (s *Store) Touch(ctx context.Context, id string, at time.Time) error {
 	if err != nil {
 		return err
 	}
+	s.cache.forget(id)
+	defer s.cache.forget(id)
 	res, err := s.touch.ExecContext(ctx, n, id)
 	return affectedOne("touch", res, err)
 }
@@ -258,6 +295,8 @@ func (s *Store) SaveData(ctx context.Context, id string, data map[string]string)
 	if err != nil {
 		return err
 	}
+	s.cache.forget(id)
+	defer s.cache.forget(id)
 	res, err := s.saveData.ExecContext(ctx, enc, id)
 	return affectedOne("save data", res, err)
 }
@@ -272,6 +311,8 @@ func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash
 	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
+	s.cache.forget(id)
+	defer s.cache.forget(id)
 	res, err := s.renew.ExecContext(ctx, new[:], auth, last, id, old[:])
 	if isUniqueViolation(err) {
 		return session.ErrConflict
@@ -291,6 +332,8 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (rec sessi
 	if err := errors.Join(err1, err2); err != nil {
 		return session.Record{}, err
 	}
+	s.cache.forget(id)
+	defer s.cache.forget(id)
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return session.Record{}, wrap("end", err)
@@ -347,6 +390,14 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	if err != nil {
 		return nil, err
 	}
+	// Reads racing the sweep must not cache what it deletes: bump the epoch
+	// now, and drop each ended record once the sweep is done.
+	s.cache.forget("")
+	defer func() {
+		for _, e := range ended {
+			s.cache.forget(e.ID)
+		}
+	}()
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, wrap("end expired", err)
