@@ -1,0 +1,178 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/sessionguard/sessionguard/session"
+	"github.com/sessionguard/sessionguard/session/storetest"
+)
+
+// startCluster starts a Redis Cluster of three primaries, each owning a
+// third of the slots, on free local ports, and returns its DSN. The servers
+// keep nothing on disk and are killed when the test ends.
+func startCluster(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("SESSIONGUARD_CI") != "" {
+			t.Fatal("redis-server is not on PATH, and CI must run the Redis Cluster test")
+		}
+		t.Skip("redis-server is not on PATH: skipping the Redis Cluster test")
+	}
+	dir := t.TempDir()
+	var addrs []string
+	var buses []int
+	var clients []*redis.Client
+	for range 3 {
+		port, bus := freePort(t), freePort(t)
+		cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--cluster-port", fmt.Sprint(bus),
+			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)),
+			"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("starting redis-server: %v", err)
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+		})
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		addrs = append(addrs, addr)
+		buses = append(buses, bus)
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { c.Close() })
+		clients = append(clients, c)
+	}
+
+	ctx := t.Context()
+	// Waiting for processes this test started is the one wait here; the
+	// store's own behaviour is never timed.
+	waitFor(t, "the servers to answer", func() bool {
+		for _, c := range clients {
+			if c.Ping(ctx).Err() != nil {
+				return false
+			}
+		}
+		return true
+	})
+	const slots = 16384
+	for i, c := range clients {
+		lo, hi := i*slots/3, (i+1)*slots/3-1
+		if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
+			t.Fatalf("assigning slots: %v", err)
+		}
+	}
+	for i, addr := range addrs[1:] {
+		host, port, _ := net.SplitHostPort(addr)
+		// The bus port is not port+10000 here, so MEET must be told it.
+		if err := clients[0].Do(ctx, "CLUSTER", "MEET", host, port, buses[i+1]).Err(); err != nil {
+			t.Fatalf("joining the nodes: %v", err)
+		}
+	}
+	waitFor(t, "the cluster to form", func() bool {
+		for _, c := range clients {
+			info, err := c.ClusterInfo(ctx).Result()
+			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_known_nodes:3") {
+				return false
+			}
+		}
+		return true
+	})
+	return "redis://" + strings.Join(addrs, ",")
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestCluster runs the conformance suite on a real Redis Cluster, where a
+// script that touched keys of two slots would fail with CROSSSLOT, and
+// checks that a user's keys share a slot while the sessions of many users
+// spread over the nodes.
+func TestCluster(t *testing.T) {
+	testDSN(t)
+	dsn := startCluster(t)
+	open := func(t *testing.T) *Store {
+		s, err := Open(dsn, WithKeyPrefix(testPrefix()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if s.atomic {
+			t.Fatal("a Cluster DSN made a Store in the atomic form")
+		}
+		return s
+	}
+
+	storetest.Run(t, func(t *testing.T) session.Store { return open(t) })
+
+	t.Run("keys of one user share a slot, users spread over the nodes", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		c := s.c.(*redis.ClusterClient)
+		now := time.Now()
+		nodes := make(map[string]bool)
+		for i := range 30 {
+			rec := storetest.NewRecord(fmt.Sprint("user-", i), now, session.Policy{})
+			if err := s.Create(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			tag := userTag(rec.UserID)
+			slot := func(key string) int64 {
+				n, err := c.ClusterKeySlot(ctx, key).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			if a, b := slot(s.prefix+recordRef(rec.UserID, rec.ID)), slot(s.indexKey(tag)); a != b {
+				t.Fatalf("record and index of %s are in slots %d and %d", rec.UserID, a, b)
+			}
+			node, err := c.MasterForKey(ctx, s.indexKey(tag))
+			if err != nil {
+				t.Fatal(err)
+			}
+			nodes[node.Options().Addr] = true
+		}
+		if len(nodes) < 2 {
+			t.Errorf("the sessions of 30 users all landed on %v", nodes)
+		}
+		if got := len(mustList(t, s, "")); got != 30 {
+			t.Errorf("List(\"\") found %d sessions across the nodes, want 30", got)
+		}
+	})
+}
+
+func mustList(t *testing.T, s *Store, user string) []session.Record {
+	t.Helper()
+	recs, err := s.List(context.Background(), user, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}

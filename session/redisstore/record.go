@@ -1,0 +1,238 @@
+package redisstore
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/sessionguard/sessionguard/session"
+)
+
+// A record is a Redis hash with these fields. Times and durations are
+// decimal int64 nanoseconds, so they keep their nanoseconds and the scripts
+// can compare them exactly; names are short because every byte is paid once
+// per session.
+const (
+	fieldID        = "id"
+	fieldUser      = "u"
+	fieldHash      = "th" // base64url token hash, as in the pointer key
+	fieldCreated   = "ca"
+	fieldAuth      = "aa"
+	fieldLast      = "la"
+	fieldIdle      = "it"
+	fieldAbsolute  = "at"
+	fieldIP        = "ip" // absent when empty
+	fieldUserAgent = "ua" // absent when empty
+	fieldData      = "d"  // absent when there is no data; see encodeData
+)
+
+// The instants an int64 of nanoseconds since the epoch can hold: years 1677
+// to 2262.
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// nanos converts t to nanoseconds since the Unix epoch, or explains why it
+// cannot be stored (time.Time.UnixNano would silently wrap).
+func nanos(what string, t time.Time) (int64, error) {
+	if t.Before(minTime) || t.After(maxTime) {
+		return 0, fmt.Errorf("redisstore: %s %v is outside the storable years 1678 to 2262", what, t)
+	}
+	return t.UnixNano(), nil
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// msFloor and msCeil convert nanoseconds to milliseconds, rounding down and
+// up (integer division in Go rounds toward zero, which differs for negative
+// times).
+func msFloor(ns int64) int64 {
+	ms := ns / 1e6
+	if ns%1e6 < 0 {
+		ms--
+	}
+	return ms
+}
+
+func msCeil(ns int64) int64 {
+	ms := ns / 1e6
+	if ns%1e6 > 0 {
+		ms++
+	}
+	return ms
+}
+
+// recordFields returns rec as the field/value pairs of its hash, and the
+// deadlines the keys' expiry and index scores come from.
+func recordFields(rec session.Record) (fields []any, deadline, absolute int64, err error) {
+	if rec.ID == "" {
+		return nil, 0, 0, errors.New("redisstore: record has no ID")
+	}
+	created, err1 := nanos("CreatedAt", rec.CreatedAt)
+	auth, err2 := nanos("AuthenticatedAt", rec.AuthenticatedAt)
+	last, err3 := nanos("LastActivity", rec.LastActivity)
+	// Both deadlines must be storable, not only the earlier one: Touch and
+	// Renew compute from either.
+	idle, err4 := nanos("IdleDeadline", rec.IdleDeadline())
+	abs, err5 := nanos("AbsoluteDeadline", rec.AbsoluteDeadline())
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+		return nil, 0, 0, err
+	}
+	if rec.Policy.IdleTimeout < 0 || rec.Policy.AbsoluteTimeout < 0 {
+		return nil, 0, 0, fmt.Errorf("redisstore: record %q has a negative timeout", rec.ID)
+	}
+	fields = []any{
+		fieldID, rec.ID,
+		fieldUser, rec.UserID,
+		fieldHash, rec.TokenHash.String(),
+		fieldCreated, itoa(created),
+		fieldAuth, itoa(auth),
+		fieldLast, itoa(last),
+		fieldIdle, itoa(int64(rec.Policy.IdleTimeout)),
+		fieldAbsolute, itoa(int64(rec.Policy.AbsoluteTimeout)),
+	}
+	if rec.IP != "" {
+		fields = append(fields, fieldIP, rec.IP)
+	}
+	if rec.UserAgent != "" {
+		fields = append(fields, fieldUserAgent, rec.UserAgent)
+	}
+	if d := encodeData(rec.Data); d != "" {
+		fields = append(fields, fieldData, d)
+	}
+	return fields, min(idle, abs), abs, nil
+}
+
+// parseRecord reads a record from its hash's fields.
+func parseRecord(m map[string]string) (session.Record, error) {
+	var rec session.Record
+	rec.ID = m[fieldID]
+	bad := func(what string, err error) (session.Record, error) {
+		return session.Record{}, fmt.Errorf("redisstore: record %q has an unreadable %s: %w", rec.ID, what, err)
+	}
+	if rec.ID == "" {
+		return bad("ID", errors.New("missing"))
+	}
+	user, ok := m[fieldUser]
+	if !ok {
+		return bad("user ID", errors.New("missing"))
+	}
+	rec.UserID = user
+	h, err := parseHash(m[fieldHash])
+	if err != nil {
+		return bad("token hash", err)
+	}
+	rec.TokenHash = h
+	var ns [5]int64
+	for i, f := range []string{fieldCreated, fieldAuth, fieldLast, fieldIdle, fieldAbsolute} {
+		if ns[i], err = strconv.ParseInt(m[f], 10, 64); err != nil {
+			return bad("field "+f, err)
+		}
+	}
+	rec.CreatedAt, rec.AuthenticatedAt, rec.LastActivity = fromNanos(ns[0]), fromNanos(ns[1]), fromNanos(ns[2])
+	rec.Policy = session.Policy{IdleTimeout: time.Duration(ns[3]), AbsoluteTimeout: time.Duration(ns[4])}
+	rec.IP, rec.UserAgent = m[fieldIP], m[fieldUserAgent]
+	if rec.Data, err = decodeData(m[fieldData]); err != nil {
+		return bad("data", err)
+	}
+	return rec, nil
+}
+
+// fromNanos is the inverse of nanos, in UTC.
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// parseHash reads a token hash in the unpadded base64url of
+// session.TokenHash.String.
+func parseHash(s string) (session.TokenHash, error) {
+	var h session.TokenHash
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return h, err
+	}
+	if len(b) != len(h) {
+		return h, fmt.Errorf("%d bytes, want %d", len(b), len(h))
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+// pairs turns a script's flat field/value reply (HGETALL's form) into a map.
+func pairs(reply any) (map[string]string, error) {
+	list, ok := reply.([]any)
+	if !ok || len(list)%2 != 0 {
+		return nil, fmt.Errorf("redisstore: unexpected reply %T from the server", reply)
+	}
+	m := make(map[string]string, len(list)/2)
+	for i := 0; i < len(list); i += 2 {
+		k, ok1 := list[i].(string)
+		v, ok2 := list[i+1].(string)
+		if !ok1 || !ok2 {
+			return nil, errors.New("redisstore: unexpected non-string field in a record")
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// encodeData encodes a record's data as a sequence of length-prefixed keys
+// and values (uvarint length, then the bytes), in key order. Unlike JSON it
+// keeps every string exactly, invalid UTF-8 and NUL bytes included, and it
+// needs no escaping. Empty data encodes as "", which is stored as no field
+// at all, so nil and empty maps read back alike, as nil.
+func encodeData(data map[string]string) string {
+	if len(data) == 0 {
+		return ""
+	}
+	size := 0
+	for k, v := range data {
+		size += 2*binary.MaxVarintLen64 + len(k) + len(v)
+	}
+	b := make([]byte, 0, size)
+	for _, k := range slices.Sorted(maps.Keys(data)) {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = binary.AppendUvarint(b, uint64(len(data[k])))
+		b = append(b, data[k]...)
+	}
+	return string(b)
+}
+
+// decodeData is the inverse of encodeData. It rejects malformed input
+// rather than guess.
+func decodeData(s string) (map[string]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	m := make(map[string]string)
+	next := func() (string, error) {
+		n, w := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
+		if w <= 0 || n > uint64(len(s)-w) {
+			return "", errors.New("malformed length")
+		}
+		v := s[w : w+int(n)]
+		s = s[w+int(n):]
+		return v, nil
+	}
+	for s != "" {
+		k, err := next()
+		if err != nil {
+			return nil, err
+		}
+		if s == "" {
+			return nil, fmt.Errorf("key %q has no value", k)
+		}
+		v, err := next()
+		if err != nil {
+			return nil, err
+		}
+		m[k] = v
+	}
+	return m, nil
+}
