@@ -395,6 +395,19 @@ func (m *Manager) List(ctx context.Context, userID string, limit int) ([]Info, e
 	return infos, nil
 }
 
+// Count returns about how many sessions are live: exactly, less those that
+// expired in the last sweep interval. It is for gauges and dashboards; it
+// reads every record unless the store is a CountingStore.
+func (m *Manager) Count(ctx context.Context) (int, error) {
+	if c, ok := m.store.(CountingStore); ok {
+		ctx, cancel := m.storeContext(ctx)
+		defer cancel()
+		return c.Count(ctx)
+	}
+	recs, err := m.listRecords(ctx, "", 0)
+	return len(recs), err
+}
+
 func (m *Manager) listRecords(ctx context.Context, userID string, limit int) ([]Record, error) {
 	ctx, cancel := m.storeContext(ctx)
 	defer cancel()

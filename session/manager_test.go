@@ -789,3 +789,16 @@ func TestSessionDataMustBeText(t *testing.T) {
 		t.Errorf("invalid data reached the store %d times", n)
 	}
 }
+
+func TestCount(t *testing.T) {
+	h := newHarness(t, nil)
+	h.login("alice")
+	tok := h.login("bob")
+	if n, err := h.m.Count(context.Background()); err != nil || n != 2 {
+		t.Fatalf("Count = %d, %v; want 2", n, err)
+	}
+	h.do("POST", "/logout", tok)
+	if n, _ := h.m.Count(context.Background()); n != 1 {
+		t.Fatalf("Count after a logout = %d, want 1", n)
+	}
+}

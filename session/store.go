@@ -104,6 +104,15 @@ type InMemoryStore interface {
 	InMemory()
 }
 
+// CountingStore is an optional ability of a Store that counts its records
+// without reading them all, for a metrics gauge. The count may include
+// sessions past their deadline that no sweep has ended yet (about a second's
+// worth).
+type CountingStore interface {
+	Store
+	Count(ctx context.Context) (int, error)
+}
+
 // Record is a session as a Store keeps it.
 type Record struct {
 	Info

@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sessionguard/sessionguard/drafts"
 	"github.com/sessionguard/sessionguard/internal/metrics"
 	"github.com/sessionguard/sessionguard/session"
 )
@@ -39,6 +40,7 @@ type Server struct {
 	gatherer prometheus.Gatherer
 	ready    func(context.Context) error
 	setup    SetupToken
+	drafts   *drafts.Store
 
 	policies           map[string]session.Policy
 	reauthAfter        time.Duration
@@ -90,6 +92,7 @@ func newServer(cfg Config) (*Server, error) {
 		gatherer:           cfg.Gatherer,
 		ready:              cfg.Ready,
 		setup:              cfg.Setup,
+		drafts:             cfg.Drafts,
 		policies:           cfg.Policies,
 		reauthAfter:        cfg.ReauthAfter,
 		warnBefore:         cfg.WarnBefore,
@@ -167,8 +170,7 @@ func newServer(cfg Config) (*Server, error) {
 // countSessions counts the live sessions of every user, for the
 // active-sessions gauge.
 func (s *Server) countSessions(ctx context.Context) (int, error) {
-	list, err := s.sessions.List(ctx, "", 0)
-	return len(list), err
+	return s.sessions.Count(ctx)
 }
 
 // policyFor returns the session policy of a user with role.

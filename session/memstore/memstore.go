@@ -328,6 +328,16 @@ func (s *Store) Ended(ctx context.Context, h session.TokenHash) (session.Ending,
 	return tok.ending(), nil
 }
 
+// Count returns the number of records (session.CountingStore).
+func (s *Store) Count(ctx context.Context) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, errClosed
+	}
+	return len(s.byID), nil
+}
+
 // List returns the live records of userID, or of every user when userID is
 // empty, oldest first, at most limit of them (limit <= 0: all of them). One
 // user's sessions are read from their own list; every user's are read and

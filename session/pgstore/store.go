@@ -118,6 +118,16 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// Count returns the number of records (session.CountingStore).
+func (s *Store) Count(ctx context.Context) (int, error) {
+	if s.closed.Load() {
+		return 0, errClosed
+	}
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM session_records`).Scan(&n)
+	return n, wrap("count", err)
+}
+
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if s.closed.Load() {

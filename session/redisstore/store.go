@@ -137,6 +137,17 @@ func (s *Store) Close() error {
 	return s.c.Close()
 }
 
+// Count returns the number of entries of the deadline index, one per
+// record not yet swept (session.CountingStore): one ZCARD, whatever the
+// number of sessions.
+func (s *Store) Count(ctx context.Context) (int, error) {
+	if s.closed.Load() {
+		return 0, errClosed
+	}
+	n, err := s.c.ZCard(ctx, s.deadlinesKey).Result()
+	return int(n), wrap("count", err)
+}
+
 // Ping reports whether Redis answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if s.closed.Load() {

@@ -222,6 +222,14 @@ func (s *Store) Close() error {
 }
 
 // Ping reports whether the database answers.
+// Count returns the number of records (session.CountingStore).
+func (s *Store) Count(ctx context.Context) (int, error) {
+	var n int
+	err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM session_records`).Scan(&n)
+	return n, wrap("count", err)
+}
+
+// Ping reports whether both connection pools answer.
 func (s *Store) Ping(ctx context.Context) error {
 	return errors.Join(s.read.PingContext(ctx), s.write.PingContext(ctx))
 }

@@ -50,6 +50,7 @@
 // map alike. It does not store NUL bytes or invalid UTF-8, which the contract
 // leaves undefined.
 //
-// The subtests run one after another; only the concurrency rules start
-// goroutines, and they are meant to be run with the race detector.
+// The subtests run one after another. The rules about concurrent calls (the
+// Concurrency group, and concurrent renewals under Renew) start goroutines;
+// run the suite with the race detector.
 package storetest

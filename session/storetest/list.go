@@ -94,6 +94,26 @@ var listCases = []testCase{
 	}},
 }
 
+var countCases = []testCase{
+	{"counts every record, less the ended ones (if the store can count)", func(h *harness) {
+		c, ok := h.s.(session.CountingStore)
+		if !ok {
+			return
+		}
+		count := func(want int) {
+			h.Helper()
+			if n, err := c.Count(h.ctx); err != nil || n != want {
+				h.Errorf("Count = %d, %v; want %d", n, err, want)
+			}
+		}
+		count(0)
+		alice, _, _ := h.listFixture()
+		count(5)
+		h.end(alice[1], h.ending(session.ReasonRevoked))
+		count(4)
+	}},
+}
+
 var pingCloseCases = []testCase{
 	{"Ping answers", func(h *harness) {
 		if err := h.s.Ping(h.ctx); err != nil {

@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"End", endCases},
 		{"EndExpired", endExpiredCases},
 		{"List", listCases},
+		{"Count", countCases},
 		{"Concurrency", concurrencyCases},
 		{"PingClose", pingCloseCases},
 	}
