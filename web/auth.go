@@ -202,7 +202,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.internalError(w, r, err)
+		// Not the user's doing and not a verdict on the password: the
+		// accounts database did not answer (or the request ran out of
+		// time waiting for it). Nobody is signed in; retrying may work.
+		s.unavailable(w, r, err)
 		return
 	}
 	sess, err := s.sessions.Login(w, r, user.Name, s.policyFor(string(user.Role)))
@@ -352,7 +355,7 @@ func (s *Server) checkPassword(w http.ResponseWriter, r *http.Request, v *visit,
 		w.Header().Set("Retry-After", retryAfter(wait))
 		status, msg = http.StatusTooManyRequests, "Too many wrong passwords. Wait "+waitWords(wait)+" and try again."
 	} else if !invalidCredentials(err) {
-		s.internalError(w, r, err)
+		s.unavailable(w, r, err) // the accounts database did not answer
 		return false
 	}
 	reason := audit.ReasonInvalidCredentials

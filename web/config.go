@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sessionguard/sessionguard/drafts"
 	"github.com/sessionguard/sessionguard/internal/metrics"
 	"github.com/sessionguard/sessionguard/session"
 )
@@ -119,6 +120,13 @@ type Config struct {
 	// MaxFormBytes bounds a request body; a larger one gets 413. The
 	// default is 64 KiB.
 	MaxFormBytes int64
+
+	// Drafts keeps what people typed into forms marked
+	// data-sessionguard-preserve when their session is about to time out,
+	// at /auth/drafts for /auth/timeout.js, so that it is restored after
+	// they sign in again (issue 4). The default (nil) turns drafts off:
+	// /auth/drafts answers 404 and the script saves nothing.
+	Drafts *drafts.Store
 
 	// TrustedOrigins are extra origins ("https://admin.example.com") whose
 	// cross-origin unsafe requests are allowed by the CSRF protection. The

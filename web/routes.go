@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sessionguard/sessionguard/drafts"
 	"github.com/sessionguard/sessionguard/session"
 )
 
@@ -40,6 +41,18 @@ func (s *Server) routes() {
 	s.handle("GET /setup", http.HandlerFunc(s.setupPage))
 	s.handle("POST /setup", http.HandlerFunc(s.setupSubmit))
 
+	// The browser side of timeouts (issue 4), at the address other
+	// applications include it from; the layout includes it on every page
+	// of a signed-in user.
+	s.handle("GET /auth/timeout.js", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.serveStatic(w, r, "timeout.js")
+	}))
+	s.handle("GET /auth/timeout.css", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.serveStatic(w, r, "timeout.css")
+	}))
+	if s.drafts != nil {
+		s.handle("/auth/drafts", drafts.Handler(s.drafts, nil))
+	}
 	s.handle("GET /static/{file}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.serveStatic(w, r, r.PathValue("file"))
 	}))

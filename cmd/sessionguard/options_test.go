@@ -34,7 +34,7 @@ func TestServeDefaults(t *testing.T) {
 	}
 	if c.Addr != want.Addr || c.DB != want.DB || c.Sessions != "" || c.Policy != want.Policy ||
 		c.AdminPolicy != want.AdminPolicy || c.WarnBefore != want.WarnBefore || c.ReauthAfter != want.ReauthAfter ||
-		c.TouchInterval != 0 || c.ShutdownTimeout != want.ShutdownTimeout || c.LogFormat != "text" ||
+		c.TouchInterval != 0 || c.ShutdownTimeout != want.ShutdownTimeout || c.StoreTimeout != 3*time.Second || c.LogFormat != "text" ||
 		c.LogLevel.String() != "INFO" || c.InsecureCookie || c.TLS() || c.TrustedProxies != nil || c.BaseURL != "" {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
 	}
@@ -120,6 +120,33 @@ func TestServeEnvAndFlags(t *testing.T) {
 				want := session.Policy{IdleTimeout: 5 * time.Minute, AbsoluteTimeout: time.Hour}
 				if c.AdminPolicy != want {
 					t.Errorf("admin policy = %+v, want %+v", c.AdminPolicy, want)
+				}
+			}},
+		{"postgres for everything", []string{"-db", "postgres://sg:secret@db.internal/sg?sslmode=verify-full"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.Sessions != "" || c.DB != "postgres://sg:secret@db.internal/sg?sslmode=verify-full" {
+					t.Errorf("db %q sessions %q", c.DB, c.Sessions)
+				}
+			}},
+		{"redis sessions from env", nil, map[string]string{
+			"SESSIONGUARD_DB":       "postgresql://sg@db.internal/sg",
+			"SESSIONGUARD_SESSIONS": "rediss://:secret@cache.internal:6380/2?key_prefix=blue:&pool_size=20",
+		},
+			func(t *testing.T, c *serveConfig) {
+				if c.Sessions != "rediss://:secret@cache.internal:6380/2?key_prefix=blue:&pool_size=20" {
+					t.Errorf("sessions %q", c.Sessions)
+				}
+			}},
+		{"redis sentinel", []string{"-sessions", "redis://s1:26379,s2/1?master_name=main"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.Sessions != "redis://s1:26379,s2/1?master_name=main" {
+					t.Errorf("sessions %q", c.Sessions)
+				}
+			}},
+		{"store timeout", []string{"-store-timeout", "750ms"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.StoreTimeout != 750*time.Millisecond {
+					t.Errorf("store timeout %v", c.StoreTimeout)
 				}
 			}},
 		{"sessions memory", []string{"-sessions", "memory"}, nil,
@@ -208,15 +235,25 @@ func TestServeBadValues(t *testing.T) {
 		{"bad db scheme", []string{"-db", "mysql://u:secret@h/db"}, nil,
 			`invalid value for -db: unsupported database scheme "mysql": use ...`},
 		{"bad sessions scheme", []string{"-sessions", "mongodb://h"}, nil,
-			`invalid value for -sessions: unsupported session store scheme "mongodb": use memory or sqlite:PATH`},
-		{"redis not yet", []string{"-sessions", "redis://localhost:6379/0"}, nil,
-			`invalid value for -sessions: redis:// session stores are not supported yet (issue 5): use memory or sqlite:PATH`},
-		{"rediss not yet", []string{"-sessions", "rediss://localhost:6379/0"}, nil,
-			`invalid value for -sessions: rediss:// session stores are not supported yet (issue 5): use memory or sqlite:PATH`},
-		{"postgres sessions not yet", []string{"-sessions", "postgres://root@127.0.0.1/test"}, nil,
-			`invalid value for -sessions: postgres:// session stores are not supported yet (issue 5): use memory or sqlite:PATH`},
-		{"postgres db needs a session store", []string{"-db", "postgres://root@127.0.0.1/test"}, nil,
-			`invalid value for -sessions (default: the -db database): sessions in a PostgreSQL -db need ...`},
+			`invalid value for -sessions: unsupported session store scheme "mongodb": use memory, sqlite:PATH, redis://...`},
+		{"redis without slashes", []string{"-sessions", "redis:localhost"}, nil,
+			`invalid value for -sessions: redis: needs a URL, as in redis://localhost:6379/0`},
+		{"redis unknown option", []string{"-sessions", "redis://u:secret@localhost:6379/0?pool_sise=5"}, nil,
+			`invalid value for -sessions: redisstore: invalid DSN: redis: unexpected option: pool_sise`},
+		{"redis bad database", []string{"-sessions", "rediss://localhost:6379/zero"}, nil,
+			`invalid value for -sessions: redisstore: invalid DSN: ...`},
+		{"redis empty key prefix", []string{"-sessions", "redis://localhost/0?key_prefix="}, nil,
+			`invalid value for -sessions: key_prefix= is empty: leave it out for the default "sg:"`},
+		{"redis key prefix with braces", []string{"-sessions", "redis://localhost/0?key_prefix=a{b}"}, nil,
+			`invalid value for -sessions: redisstore: key prefix "a{b}" contains '{' or '}'...`},
+		{"redis cluster with a database", []string{"-sessions", "redis://h1:7000,h2:7001/3"}, nil,
+			`invalid value for -sessions: redisstore: a Redis Cluster has only database 0; the DSN asks for 3`},
+		{"postgres sessions bad pool size", []string{"-sessions", "postgres://root:secret@127.0.0.1/test?pool_max_conns=lots"}, nil,
+			`invalid value for -sessions: not a valid PostgreSQL URL (strconv.ParseInt: parsing "lots": invalid syntax)...`},
+		{"postgres db bad port", []string{"-db", "postgres://root:secret@127.0.0.1:99999/test"}, nil,
+			`invalid value for -db: not a valid PostgreSQL URL...`},
+		{"zero store timeout", []string{"-store-timeout", "0"}, nil,
+			`invalid value "0" for -store-timeout: must be positive`},
 		{"negative touch interval", []string{"-touch-interval", "-1s"}, nil,
 			`invalid value "-1s" for -touch-interval: must be not negative`},
 		{"zero shutdown timeout", []string{"-shutdown-timeout", "0s"}, nil,
@@ -310,6 +347,8 @@ func TestServeHelp(t *testing.T) {
 			"-log-format text|json", "default: text", "$SESSIONGUARD_LOG_FORMAT",
 			"-log-level debug|info|warn|error", "default: info", "$SESSIONGUARD_LOG_LEVEL",
 			"-shutdown-timeout DURATION", "default: 15s", "$SESSIONGUARD_SHUTDOWN_TIMEOUT",
+			"-store-timeout DURATION", "default: 3s", "$SESSIONGUARD_STORE_TIMEOUT",
+			"redis://", "rediss://", "postgres://", "docs/deployment.md",
 			"-trusted-proxy CIDR", "$SESSIONGUARD_TRUSTED_PROXY",
 			"-base-url URL", "$SESSIONGUARD_BASE_URL",
 			"environment variable", "sessionguard user", "sessionguard audit",
@@ -334,8 +373,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 			n++
 		}
 	}
-	if n != 19 {
-		t.Errorf("help lists %d flags, want the 19 of serve", n)
+	if n != 20 {
+		t.Errorf("help lists %d flags, want the 20 of serve", n)
 	}
 }
 

@@ -641,8 +641,8 @@ func TestProcessBadFlag(t *testing.T) {
 		{[]string{"-idle-timeout", "abc"}, nil, `sessionguard: invalid value "abc" for -idle-timeout: time: invalid duration "abc"` + "\n"},
 		{[]string{"serve"}, []string{"SESSIONGUARD_IDLE_TIMEOUT=abc"},
 			`sessionguard: invalid value "abc" for -idle-timeout (from SESSIONGUARD_IDLE_TIMEOUT): time: invalid duration "abc"` + "\n"},
-		{[]string{"serve", "-sessions", "redis://localhost:6379/0"}, nil,
-			"sessionguard: invalid value for -sessions: redis:// session stores are not supported yet (issue 5): use memory or sqlite:PATH\n"},
+		{[]string{"serve", "-sessions", "redis://localhost:6379/0?pool_sise=5"}, nil,
+			"sessionguard: invalid value for -sessions: redisstore: invalid DSN: redis: unexpected option: pool_sise\n"},
 		{[]string{"user", "add", "-db", "sqlite:x.db", "erin"}, nil,
 			"sessionguard: standard input is not a terminal, so the password cannot be typed: pass it as one line on standard input with -password-stdin\n"},
 	} {

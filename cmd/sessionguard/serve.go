@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sessionguard/sessionguard/account"
+	"github.com/sessionguard/sessionguard/drafts"
 	"github.com/sessionguard/sessionguard/internal/metrics"
 	"github.com/sessionguard/sessionguard/internal/sqldb"
 	"github.com/sessionguard/sessionguard/session"
@@ -37,6 +38,14 @@ const (
 	idleTimeout       = 2 * time.Minute
 	maxHeaderBytes    = 64 << 10 // a few cookies and a long user agent fit well
 )
+
+// handlerTimeout is the deadline of each request's context. Session store
+// calls have their own, shorter bound (-store-timeout); this one bounds the
+// calls to the -db database (accounts, drafts), so that a database that
+// stops answering without closing its connections (a hung server, a network
+// that drops packets) fails requests with 503 instead of holding their
+// goroutines and connections until the clients give up.
+const handlerTimeout = 10 * time.Second
 
 // wcagWarnBefore is the least warning WCAG 2.2.1 (Timing Adjustable) asks
 // for before a time limit: 20 seconds to react.
@@ -75,7 +84,7 @@ func serve(ctx context.Context, cfg *serveConfig, logOut io.Writer) error {
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           withDeadline(handler, handlerTimeout),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -160,6 +169,7 @@ func (a *app) webServer(cfg *serveConfig, log *slog.Logger) (http.Handler, error
 		Accounts:      a.accounts,
 		Authenticator: a.authn,
 		Audit:         a.audit,
+		Drafts:        a.drafts,
 		Logger:        log,
 		Policies: map[string]session.Policy{
 			string(account.RoleUser):  cfg.Policy,
@@ -188,6 +198,16 @@ func (a *app) webServer(cfg *serveConfig, log *slog.Logger) (http.Handler, error
 		return nil, err
 	}
 	return s.Handler(), nil
+}
+
+// withDeadline gives the context of every request to h a deadline d from
+// its start.
+func withDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // newLogger returns the process's logger, as -log-format and -log-level say.
@@ -259,6 +279,7 @@ type app struct {
 	accounts     *account.Store
 	authn        *account.Authenticator
 	audit        *auditLog
+	drafts       *drafts.Store
 	registry     *prometheus.Registry
 	metrics      *metrics.Metrics
 	clientIP     func(*http.Request) string
@@ -289,6 +310,9 @@ func openApp(ctx context.Context, cfg *serveConfig, log *slog.Logger) (_ *app, e
 	if a.authn, err = account.NewAuthenticator(a.accounts, account.AuthOptions{}); err != nil {
 		return nil, fmt.Errorf("opening the accounts: %w", err)
 	}
+	if a.drafts, err = drafts.NewStore(ctx, a.db, drafts.Options{Logger: log}); err != nil {
+		return nil, fmt.Errorf("opening the drafts: %w", err)
+	}
 
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -296,17 +320,18 @@ func openApp(ctx context.Context, cfg *serveConfig, log *slog.Logger) (_ *app, e
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 
-	var open func(context.Context) (session.Store, error)
+	var open openStore
 	if a.sessionsDesc, open, err = sessionBackend(cfg.Sessions, cfg.DB); err != nil {
 		return nil, err // checked with the flags; kept for safety
 	}
-	if a.store, err = open(ctx); err != nil {
+	if a.store, err = open(ctx, cfg.StoreTimeout); err != nil {
 		return nil, fmt.Errorf("opening the session store %s: %w", a.sessionsDesc, err)
 	}
 	a.sessions, err = session.New(session.Config{
 		Store:         a.store,
 		Policy:        cfg.Policy,
 		TouchInterval: cfg.TouchInterval,
+		StoreTimeout:  cfg.StoreTimeout,
 		Cookie:        session.CookieConfig{InsecureAllowHTTP: cfg.InsecureCookie},
 		Observers:     []session.Observer{a.audit, a.metrics},
 		Logger:        log,

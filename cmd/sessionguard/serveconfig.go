@@ -27,6 +27,7 @@ type serveConfig struct {
 	WarnBefore      time.Duration
 	ReauthAfter     time.Duration
 	TouchInterval   time.Duration // 0: the Manager's default
+	StoreTimeout    time.Duration // bound of one session store call
 	ShutdownTimeout time.Duration
 
 	TLSCert, TLSKey string
@@ -52,8 +53,14 @@ Other commands:
   sessionguard version                                   print the version
 Run any of them with -h for its flags.
 
-Durations are written like 90s, 15m or 12h. Database DSNs are sqlite:PATH or
-postgres://USER@HOST/DB; the session store (-sessions) is memory or sqlite:PATH.`
+Durations are written like 90s, 15m or 12h. Database DSNs (-db) are
+sqlite:PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?PARAMS]. Sessions
+live in the -db database unless -sessions names another store: memory,
+sqlite:PATH, redis://HOST[:PORT][/DB] (rediss:// for TLS; ?key_prefix=NAME:
+to share a Redis database; go-redis's URL options such as pool_size) or
+postgres://... Several instances behind a load balancer share their sessions
+through PostgreSQL (-db postgres://..., nothing else needed) or Redis
+(-sessions redis://... with -db postgres://...); see docs/deployment.md.`
 
 // parseServe parses serve's arguments and environment into a checked
 // serveConfig. A mistake is a *usageError naming the flag.
@@ -66,7 +73,7 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 	f.String(&c.DB, "db", defaultDB, "DSN",
 		"database of accounts, audit log and (unless -sessions) sessions: sqlite:PATH or postgres://...")
 	f.String(&c.Sessions, "sessions", "", "DSN",
-		"session store: memory or sqlite:PATH").defaultIs("the -db database")
+		"session store: memory, sqlite:PATH, redis://HOST[:PORT][/DB], rediss://... (TLS) or postgres://...").defaultIs("the -db database")
 	idle := f.Duration(&c.Policy.IdleTimeout, "idle-timeout", "30m",
 		"end a session after this long without activity")
 	abs := f.Duration(&c.Policy.AbsoluteTimeout, "absolute-timeout", "12h",
@@ -89,6 +96,8 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 		"send the session cookie without Secure, for plain HTTP to a host other than localhost (development only: anyone on the network can steal sessions)")
 	f.Choice(&c.LogFormat, "log-format", "text", []string{"text", "json"}, "log format")
 	f.Choice(&logLevel, "log-level", "info", []string{"debug", "info", "warn", "error"}, "least severe log level written")
+	f.Duration(&c.StoreTimeout, "store-timeout", formatDuration(defaultStoreTimeout),
+		"longest wait for the session store in one call; past it the request fails with 503, signing nobody in")
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "15s",
 		"on SIGTERM or SIGINT, how long requests in flight may take to finish")
 	f.String(&trusted, "trusted-proxy", "", "CIDR[,CIDR...]",
@@ -164,6 +173,7 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 		{"warn-before", c.WarnBefore, false},
 		{"reauth-after", c.ReauthAfter, true},
 		{"touch-interval", c.TouchInterval, false},
+		{"store-timeout", c.StoreTimeout, true},
 		{"shutdown-timeout", c.ShutdownTimeout, true},
 	} {
 		if d.v < 0 || (d.positive && d.v == 0) {

@@ -205,7 +205,7 @@ func withSessions(ctx context.Context, dsn, db string, al *auditLog, log *slog.L
 	if err != nil {
 		return 0, err
 	}
-	store, err := open(ctx)
+	store, err := open(ctx, defaultStoreTimeout)
 	if err != nil {
 		return 0, fmt.Errorf("opening the session store %s: %w", desc, err)
 	}
