@@ -339,6 +339,7 @@ func TestServeHelp(t *testing.T) {
 			"-admin-idle-timeout DURATION", "default: 15m", "$SESSIONGUARD_ADMIN_IDLE_TIMEOUT",
 			"-admin-absolute-timeout DURATION", "$SESSIONGUARD_ADMIN_ABSOLUTE_TIMEOUT",
 			"-warn-before DURATION", "default: 2m", "$SESSIONGUARD_WARN_BEFORE",
+			"-absolute-warn-before DURATION", "$SESSIONGUARD_ABSOLUTE_WARN_BEFORE",
 			"-reauth-after DURATION", "default: 5m", "$SESSIONGUARD_REAUTH_AFTER",
 			"-touch-interval DURATION", "default: 0", "$SESSIONGUARD_TOUCH_INTERVAL",
 			"-tls-cert FILE", "$SESSIONGUARD_TLS_CERT",
@@ -373,8 +374,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 			n++
 		}
 	}
-	if n != 20 {
-		t.Errorf("help lists %d flags, want the 20 of serve", n)
+	if n != 21 {
+		t.Errorf("help lists %d flags, want the 21 of serve", n)
 	}
 }
 

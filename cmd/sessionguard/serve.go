@@ -175,14 +175,15 @@ func (a *app) webServer(cfg *serveConfig, log *slog.Logger) (http.Handler, error
 			string(account.RoleUser):  cfg.Policy,
 			string(account.RoleAdmin): cfg.AdminPolicy,
 		},
-		ReauthAfter: cfg.ReauthAfter,
-		WarnBefore:  cfg.WarnBefore,
-		Metrics:     a.metrics,
-		Registerer:  a.registry,
-		Gatherer:    a.registry,
-		Ready:       a.ready,
-		ClientIP:    a.clientIP,
-		TLS:         cfg.TLS() || strings.HasPrefix(cfg.BaseURL, "https://"),
+		ReauthAfter:        cfg.ReauthAfter,
+		WarnBefore:         cfg.WarnBefore,
+		AbsoluteWarnBefore: cfg.AbsWarnBefore,
+		Metrics:            a.metrics,
+		Registerer:         a.registry,
+		Gatherer:           a.registry,
+		Ready:              a.ready,
+		ClientIP:           a.clientIP,
+		TLS:                cfg.TLS() || strings.HasPrefix(cfg.BaseURL, "https://"),
 	}
 	if a.setup != nil {
 		wcfg.Setup = a.setup

@@ -25,6 +25,7 @@ type serveConfig struct {
 	AdminPolicy session.Policy // never looser than Policy
 
 	WarnBefore      time.Duration
+	AbsWarnBefore   time.Duration // first notice before the absolute end
 	ReauthAfter     time.Duration
 	TouchInterval   time.Duration // 0: the Manager's default
 	StoreTimeout    time.Duration // bound of one session store call
@@ -86,6 +87,8 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 		"absolute timeout of administrators' sessions (lowered to -absolute-timeout if that is shorter)")
 	f.Duration(&c.WarnBefore, "warn-before", "2m",
 		"show the browser's timeout warning this long before the idle end (0: no warning)")
+	f.Duration(&c.AbsWarnBefore, "absolute-warn-before", "5m",
+		"tell the user this long before the absolute end (which no click can extend) to save their work")
 	f.Duration(&c.ReauthAfter, "reauth-after", "5m",
 		"ask for the password again before a sensitive action when the sign-in is older than this")
 	f.Duration(&c.TouchInterval, "touch-interval", "0",
@@ -171,6 +174,7 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 		positive bool
 	}{
 		{"warn-before", c.WarnBefore, false},
+		{"absolute-warn-before", c.AbsWarnBefore, true},
 		{"reauth-after", c.ReauthAfter, true},
 		{"touch-interval", c.TouchInterval, false},
 		{"store-timeout", c.StoreTimeout, true},
