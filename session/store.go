@@ -3,6 +3,8 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"time"
 )
 
@@ -93,6 +95,24 @@ type Store interface {
 
 	// Close releases the store's resources.
 	Close() error
+}
+
+// The first and last instants a store that keeps times as int64 Unix
+// nanoseconds can hold: years 1678 to 2262.
+var (
+	MinStoreTime = time.Unix(0, math.MinInt64)
+	MaxStoreTime = time.Unix(0, math.MaxInt64)
+)
+
+// UnixNanos converts t to nanoseconds since the Unix epoch, for a store that
+// keeps times as integers, or explains, naming what t is, why it cannot be
+// stored: time.Time.UnixNano would silently wrap outside MinStoreTime and
+// MaxStoreTime.
+func UnixNanos(what string, t time.Time) (int64, error) {
+	if t.Before(MinStoreTime) || t.After(MaxStoreTime) {
+		return 0, fmt.Errorf("session: %s %v is outside the years 1678 to 2262 a store can hold", what, t)
+	}
+	return t.UnixNano(), nil
 }
 
 // InMemoryStore is an optional ability of a Store whose calls never wait for

@@ -109,13 +109,13 @@ func (s *Store) Create(ctx context.Context, rec session.Record) error {
 		data:            packData(rec.Data),
 	}
 	var err error
-	if f.createdAt, err = toNanos("CreatedAt", rec.CreatedAt); err != nil {
+	if f.createdAt, err = session.UnixNanos("CreatedAt", rec.CreatedAt); err != nil {
 		return err
 	}
-	if f.authenticatedAt, err = toNanos("AuthenticatedAt", rec.AuthenticatedAt); err != nil {
+	if f.authenticatedAt, err = session.UnixNanos("AuthenticatedAt", rec.AuthenticatedAt); err != nil {
 		return err
 	}
-	if f.lastSeen, err = toNanos("LastActivity", rec.LastActivity); err != nil {
+	if f.lastSeen, err = session.UnixNanos("LastActivity", rec.LastActivity); err != nil {
 		return err
 	}
 
@@ -163,7 +163,7 @@ func (s *Store) Get(ctx context.Context, h session.TokenHash) (session.Record, e
 // deadline is not after at. It costs O(log n): the deadline heap is fixed in
 // place.
 func (s *Store) Touch(ctx context.Context, id string, at time.Time) error {
-	atNanos, err := toNanos("activity time", at)
+	atNanos, err := session.UnixNanos("activity time", at)
 	if err != nil {
 		return err
 	}
@@ -208,11 +208,11 @@ func (s *Store) SaveData(ctx context.Context, id string, data map[string]string)
 // nothing, if there is no record with ID id and hash old, and
 // session.ErrConflict if another live record has the hash new.
 func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash, authenticatedAt, lastActivity time.Time) error {
-	auth, err := toNanos("AuthenticatedAt", authenticatedAt)
+	auth, err := session.UnixNanos("AuthenticatedAt", authenticatedAt)
 	if err != nil {
 		return err
 	}
-	seen, err := toNanos("LastActivity", lastActivity)
+	seen, err := session.UnixNanos("LastActivity", lastActivity)
 	if err != nil {
 		return err
 	}
@@ -243,10 +243,10 @@ func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash
 func (s *Store) End(ctx context.Context, id string, e session.Ending) (session.Record, error) {
 	tok := endedToken{reason: e.Reason}
 	var err error
-	if tok.at, err = toNanos("ending time", e.At); err != nil {
+	if tok.at, err = session.UnixNanos("ending time", e.At); err != nil {
 		return session.Record{}, err
 	}
-	if tok.keepUntil, err = toNanos("KeepUntil", e.KeepUntil); err != nil {
+	if tok.keepUntil, err = session.UnixNanos("KeepUntil", e.KeepUntil); err != nil {
 		return session.Record{}, err
 	}
 	s.mu.Lock()
@@ -534,29 +534,13 @@ func (f *fields) record() session.Record {
 	}
 }
 
-// Bounds of the times a memstore holds: those whose Unix nanoseconds fit an
-// int64.
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-// toNanos returns t in Unix nanoseconds, or an error naming what if t lies
-// outside the range an int64 holds.
-func toNanos(what string, t time.Time) (int64, error) {
-	if t.Before(minTime) || t.After(maxTime) {
-		return 0, fmt.Errorf("memstore: %s %v is outside the years 1678 to 2262 that a memstore can hold", what, t)
-	}
-	return t.UnixNano(), nil
-}
-
 // clampNanos returns t in Unix nanoseconds, clamped to the range an int64
 // holds; for a sweep's "now", where only order matters.
 func clampNanos(t time.Time) int64 {
 	switch {
-	case t.Before(minTime):
+	case t.Before(session.MinStoreTime):
 		return math.MinInt64
-	case t.After(maxTime):
+	case t.After(session.MaxStoreTime):
 		return math.MaxInt64
 	}
 	return t.UnixNano()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"runtime"
 	"strings"
@@ -145,13 +144,13 @@ func (s *Store) Create(ctx context.Context, rec session.Record) error {
 	if s.closed.Load() {
 		return errClosed
 	}
-	created, err1 := nanos("CreatedAt", rec.CreatedAt)
-	auth, err2 := nanos("AuthenticatedAt", rec.AuthenticatedAt)
-	last, err3 := nanos("LastActivity", rec.LastActivity)
+	created, err1 := session.UnixNanos("CreatedAt", rec.CreatedAt)
+	auth, err2 := session.UnixNanos("AuthenticatedAt", rec.AuthenticatedAt)
+	last, err3 := session.UnixNanos("LastActivity", rec.LastActivity)
 	// Both deadlines must be storable, not only the earlier one, or the
 	// arithmetic of Touch, Renew and EndExpired could overflow.
-	idle, err4 := nanos("IdleDeadline", rec.IdleDeadline())
-	abs, err5 := nanos("AbsoluteDeadline", rec.AbsoluteDeadline())
+	idle, err4 := session.UnixNanos("IdleDeadline", rec.IdleDeadline())
+	abs, err5 := session.UnixNanos("AbsoluteDeadline", rec.AbsoluteDeadline())
 	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 		return err
 	}
@@ -195,7 +194,7 @@ func (s *Store) Touch(ctx context.Context, id string, at time.Time) error {
 	if s.closed.Load() {
 		return errClosed
 	}
-	n, err := nanos("touch time", at)
+	n, err := session.UnixNanos("touch time", at)
 	if err != nil {
 		return err
 	}
@@ -232,8 +231,8 @@ func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash
 	if s.closed.Load() {
 		return errClosed
 	}
-	auth, err1 := nanos("AuthenticatedAt", authenticatedAt)
-	last, err2 := nanos("LastActivity", lastActivity)
+	auth, err1 := session.UnixNanos("AuthenticatedAt", authenticatedAt)
+	last, err2 := session.UnixNanos("LastActivity", lastActivity)
 	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
@@ -281,8 +280,8 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (session.R
 	if !e.Reason.Valid() {
 		return session.Record{}, fmt.Errorf("pgstore: end: invalid reason %q", e.Reason)
 	}
-	at, err1 := nanos("end time", e.At)
-	keep, err2 := nanos("KeepUntil", e.KeepUntil)
+	at, err1 := session.UnixNanos("end time", e.At)
+	keep, err2 := session.UnixNanos("KeepUntil", e.KeepUntil)
 	if err := errors.Join(err1, err2); err != nil {
 		return session.Record{}, err
 	}
@@ -362,7 +361,7 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	if keep < 0 {
 		return nil, fmt.Errorf("pgstore: end expired: keep must not be negative, got %v", keep)
 	}
-	n, err := nanos("now", now)
+	n, err := session.UnixNanos("now", now)
 	if err != nil {
 		return nil, err
 	}
@@ -516,22 +515,6 @@ func bytesOf(s string) []byte {
 		return []byte{}
 	}
 	return []byte(s)
-}
-
-// The instants an int64 of nanoseconds since the epoch can hold: years 1677
-// to 2262.
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-// nanos converts t to nanoseconds since the Unix epoch, or explains why it
-// cannot be stored (time.Time.UnixNano would silently wrap).
-func nanos(what string, t time.Time) (int64, error) {
-	if t.Before(minTime) || t.After(maxTime) {
-		return 0, fmt.Errorf("pgstore: %s %v is outside the storable years 1678 to 2262", what, t)
-	}
-	return t.UnixNano(), nil
 }
 
 // fromNanos is the inverse of nanos, in UTC.

@@ -339,7 +339,7 @@ func TestEndExpiredReasons(t *testing.T) {
 	r := record("forever")
 	mustCreate(t, s, r)
 	ended, err = s.EndExpired(ctx, t0.Add(time.Hour), time.Duration(1<<63-1), 10)
-	if err != nil || len(ended) != 1 || !ended[0].KeepUntil.Equal(maxTime) {
-		t.Fatalf("EndExpired with an endless keep = %+v, %v; want KeepUntil %v", ended, err, maxTime)
+	if err != nil || len(ended) != 1 || !ended[0].KeepUntil.Equal(session.MaxStoreTime) {
+		t.Fatalf("EndExpired with an endless keep = %+v, %v; want KeepUntil %v", ended, err, session.MaxStoreTime)
 	}
 }

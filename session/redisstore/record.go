@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -31,22 +30,6 @@ const (
 	fieldUserAgent = "ua" // absent when empty
 	fieldData      = "d"  // absent when there is no data; see encodeData
 )
-
-// The instants an int64 of nanoseconds since the epoch can hold: years 1677
-// to 2262.
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-// nanos converts t to nanoseconds since the Unix epoch, or explains why it
-// cannot be stored (time.Time.UnixNano would silently wrap).
-func nanos(what string, t time.Time) (int64, error) {
-	if t.Before(minTime) || t.After(maxTime) {
-		return 0, fmt.Errorf("redisstore: %s %v is outside the storable years 1678 to 2262", what, t)
-	}
-	return t.UnixNano(), nil
-}
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
@@ -75,13 +58,13 @@ func recordFields(rec session.Record) (fields []any, deadline, absolute int64, e
 	if rec.ID == "" {
 		return nil, 0, 0, errors.New("redisstore: record has no ID")
 	}
-	created, err1 := nanos("CreatedAt", rec.CreatedAt)
-	auth, err2 := nanos("AuthenticatedAt", rec.AuthenticatedAt)
-	last, err3 := nanos("LastActivity", rec.LastActivity)
+	created, err1 := session.UnixNanos("CreatedAt", rec.CreatedAt)
+	auth, err2 := session.UnixNanos("AuthenticatedAt", rec.AuthenticatedAt)
+	last, err3 := session.UnixNanos("LastActivity", rec.LastActivity)
 	// Both deadlines must be storable, not only the earlier one: Touch and
 	// Renew compute from either.
-	idle, err4 := nanos("IdleDeadline", rec.IdleDeadline())
-	abs, err5 := nanos("AbsoluteDeadline", rec.AbsoluteDeadline())
+	idle, err4 := session.UnixNanos("IdleDeadline", rec.IdleDeadline())
+	abs, err5 := session.UnixNanos("AbsoluteDeadline", rec.AbsoluteDeadline())
 	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 		return nil, 0, 0, err
 	}

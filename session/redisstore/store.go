@@ -341,7 +341,7 @@ func (s *Store) Touch(ctx context.Context, id string, at time.Time) error {
 	if s.closed.Load() {
 		return errClosed
 	}
-	n, err := nanos("touch time", at)
+	n, err := session.UnixNanos("touch time", at)
 	if err != nil {
 		return err
 	}
@@ -377,8 +377,8 @@ func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash
 	if old == new {
 		return errors.New("redisstore: renew: the new token hash equals the old one")
 	}
-	auth, err1 := nanos("AuthenticatedAt", authenticatedAt)
-	last, err2 := nanos("LastActivity", lastActivity)
+	auth, err1 := session.UnixNanos("AuthenticatedAt", authenticatedAt)
+	last, err2 := session.UnixNanos("LastActivity", lastActivity)
 	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
@@ -444,8 +444,8 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (session.R
 	if !e.Reason.Valid() {
 		return session.Record{}, fmt.Errorf("redisstore: end: invalid reason %q", e.Reason)
 	}
-	at, err1 := nanos("end time", e.At)
-	keep, err2 := nanos("KeepUntil", e.KeepUntil)
+	at, err1 := session.UnixNanos("end time", e.At)
+	keep, err2 := session.UnixNanos("KeepUntil", e.KeepUntil)
 	if err := errors.Join(err1, err2); err != nil {
 		return session.Record{}, err
 	}
@@ -493,8 +493,8 @@ func (s *Store) keepEndings(ctx context.Context, ended []session.Ended) error {
 	}
 	for _, e := range ended {
 		hash := e.TokenHash.String()
-		at, err1 := nanos("expiry", e.At)
-		keep, err2 := nanos("KeepUntil", e.KeepUntil)
+		at, err1 := session.UnixNanos("expiry", e.At)
+		keep, err2 := session.UnixNanos("KeepUntil", e.KeepUntil)
 		if err := errors.Join(err1, err2); err != nil {
 			return err
 		}
@@ -532,7 +532,7 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	if keep < 0 {
 		return nil, fmt.Errorf("redisstore: end expired: keep must not be negative, got %v", keep)
 	}
-	nowNs, err := nanos("now", now)
+	nowNs, err := session.UnixNanos("now", now)
 	if err != nil {
 		return nil, err
 	}
@@ -547,8 +547,8 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	for _, rec := range recs {
 		reason, at := rec.Expiry()
 		keepUntil := at.Add(keep)
-		if maxTime.Sub(at) < keep {
-			keepUntil = maxTime // "keep for ever" must not wrap around
+		if session.MaxStoreTime.Sub(at) < keep {
+			keepUntil = session.MaxStoreTime // "keep for ever" must not wrap around
 		}
 		ended = append(ended, session.Ended{Record: rec,
 			Ending: session.Ending{Reason: reason, At: at, KeepUntil: keepUntil}})

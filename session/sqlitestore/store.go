@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -237,13 +236,13 @@ func (s *Store) Ping(ctx context.Context) error {
 // Create inserts rec, or returns session.ErrConflict if its ID or token hash
 // is taken.
 func (s *Store) Create(ctx context.Context, rec session.Record) error {
-	created, err1 := nanos("CreatedAt", rec.CreatedAt)
-	auth, err2 := nanos("AuthenticatedAt", rec.AuthenticatedAt)
-	last, err3 := nanos("LastActivity", rec.LastActivity)
+	created, err1 := session.UnixNanos("CreatedAt", rec.CreatedAt)
+	auth, err2 := session.UnixNanos("AuthenticatedAt", rec.AuthenticatedAt)
+	last, err3 := session.UnixNanos("LastActivity", rec.LastActivity)
 	// Both deadlines must be storable, not only the earlier one, or the
 	// arithmetic of Touch and Renew could overflow.
-	idle, err4 := nanos("IdleDeadline", rec.IdleDeadline())
-	abs, err5 := nanos("AbsoluteDeadline", rec.AbsoluteDeadline())
+	idle, err4 := session.UnixNanos("IdleDeadline", rec.IdleDeadline())
+	abs, err5 := session.UnixNanos("AbsoluteDeadline", rec.AbsoluteDeadline())
 	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 		return err
 	}
@@ -287,7 +286,7 @@ func (s *Store) Get(ctx context.Context, h session.TokenHash) (session.Record, e
 // deadline with it. It returns session.ErrNotFound if the record is gone or
 // its deadline is not after at.
 func (s *Store) Touch(ctx context.Context, id string, at time.Time) error {
-	n, err := nanos("touch time", at)
+	n, err := session.UnixNanos("touch time", at)
 	if err != nil {
 		return err
 	}
@@ -314,8 +313,8 @@ func (s *Store) SaveData(ctx context.Context, id string, data map[string]string)
 // session.ErrNotFound. If new is another record's hash it returns
 // session.ErrConflict.
 func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash, authenticatedAt, lastActivity time.Time) error {
-	auth, err1 := nanos("AuthenticatedAt", authenticatedAt)
-	last, err2 := nanos("LastActivity", lastActivity)
+	auth, err1 := session.UnixNanos("AuthenticatedAt", authenticatedAt)
+	last, err2 := session.UnixNanos("LastActivity", lastActivity)
 	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
@@ -335,8 +334,8 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (rec sessi
 	if !e.Reason.Valid() {
 		return session.Record{}, fmt.Errorf("sqlitestore: end: invalid reason %q", e.Reason)
 	}
-	at, err1 := nanos("end time", e.At)
-	keep, err2 := nanos("KeepUntil", e.KeepUntil)
+	at, err1 := session.UnixNanos("end time", e.At)
+	keep, err2 := session.UnixNanos("KeepUntil", e.KeepUntil)
 	if err := errors.Join(err1, err2); err != nil {
 		return session.Record{}, err
 	}
@@ -394,7 +393,7 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	if keep < 0 {
 		return nil, fmt.Errorf("sqlitestore: end expired: keep must not be negative, got %v", keep)
 	}
-	n, err := nanos("now", now)
+	n, err := session.UnixNanos("now", now)
 	if err != nil {
 		return nil, err
 	}
@@ -429,8 +428,8 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 		}
 		reason, at := rec.Expiry()
 		keepUntil := at.Add(keep)
-		if maxTime.Sub(at) < keep {
-			keepUntil = maxTime // "keep for ever" must not wrap around
+		if session.MaxStoreTime.Sub(at) < keep {
+			keepUntil = session.MaxStoreTime // "keep for ever" must not wrap around
 		}
 		ended = append(ended, session.Ended{Record: rec,
 			Ending: session.Ending{Reason: reason, At: at, KeepUntil: keepUntil}})
@@ -453,8 +452,8 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 		}
 		defer ins.Close()
 		for _, e := range ended {
-			at, err1 := nanos("expiry", e.At)
-			keepUntil, err2 := nanos("KeepUntil", e.KeepUntil)
+			at, err1 := session.UnixNanos("expiry", e.At)
+			keepUntil, err2 := session.UnixNanos("KeepUntil", e.KeepUntil)
 			if err := errors.Join(err1, err2); err != nil {
 				return nil, err
 			}
@@ -569,22 +568,6 @@ func encodeData(data map[string]string) (any, error) {
 		return nil, fmt.Errorf("sqlitestore: encoding data: %w", err)
 	}
 	return string(b), nil
-}
-
-// The instants an int64 of nanoseconds since the epoch can hold: years 1677
-// to 2262.
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-// nanos converts t to nanoseconds since the Unix epoch, or explains why it
-// cannot be stored (time.Time.UnixNano would silently wrap).
-func nanos(what string, t time.Time) (int64, error) {
-	if t.Before(minTime) || t.After(maxTime) {
-		return 0, fmt.Errorf("sqlitestore: %s %v is outside the storable years 1678 to 2262", what, t)
-	}
-	return t.UnixNano(), nil
 }
 
 // fromNanos is the inverse of nanos, in UTC.
