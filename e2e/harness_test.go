@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/sessionguard/sessionguard/internal/testbin"
 )
 
 // The accounts every test server has, all with the same password.
@@ -28,8 +29,6 @@ var users = []string{"alice", "bob"}
 const password = "correct horse battery staple"
 
 var (
-	binary   string // the server built by TestMain
-	buildErr error
 	chromium string // the browser; empty when none is installed
 )
 
@@ -39,21 +38,8 @@ const skipNoChromium = "chromium not found: install it (apt-get install chromium
 
 func TestMain(m *testing.M) {
 	chromium = findChromium()
-	dir, err := os.MkdirTemp("", "sessionguard-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if chromium != "" {
-		binary = filepath.Join(dir, "sessionguard")
-		cmd := exec.Command("go", "build", "-o", binary, "./cmd/sessionguard")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/sessionguard: %v\n%s", err, out)
-		}
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	testbin.Remove()
 	os.Exit(code)
 }
 
@@ -78,9 +64,6 @@ func needBrowser(t *testing.T) {
 	if chromium == "" {
 		t.Skip(skipNoChromium)
 	}
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
 }
 
 // server is a running sessionguard process with the accounts of users.
@@ -98,10 +81,11 @@ type server struct {
 func startServer(t *testing.T, flags ...string) *server {
 	t.Helper()
 	needBrowser(t)
+	binary := testbin.Path(t, false)
 	s := &server{DSN: "sqlite:" + filepath.Join(t.TempDir(), "sessionguard.db")}
 	for _, name := range users {
 		cmd := exec.Command(binary, "user", "add", "-db", s.DSN, "-role", "user", "-password-stdin", name)
-		cmd.Env = cleanEnv()
+		cmd.Env = testbin.CleanEnv()
 		cmd.Stdin = strings.NewReader(password + "\n")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("user add %s: %v\n%s", name, err, out)
@@ -110,7 +94,7 @@ func startServer(t *testing.T, flags ...string) *server {
 
 	args := append([]string{"serve", "-addr", "127.0.0.1:0", "-db", s.DSN, "-log-format", "json"}, flags...)
 	cmd := exec.Command(binary, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = testbin.CleanEnv()
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
@@ -161,18 +145,6 @@ func startServer(t *testing.T, flags ...string) *server {
 		t.Fatal("the server did not start listening within 20 seconds")
 	}
 	return s
-}
-
-// cleanEnv is the environment without SESSIONGUARD_ settings, which would
-// change the server's flags.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SESSIONGUARD_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 // statusJSON is what GET /auth/status answers.

@@ -12,13 +12,20 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sessionguard/sessionguard/internal/testbin"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Remove()
+	os.Exit(code)
+}
 
 // The deadlines of a test: generous, because CI runs the whole suite with
 // the race detector on two shared cores, where a process can wait seconds
@@ -29,66 +36,12 @@ const (
 	requestTimeout = 60 * time.Second // one HTTP request
 )
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	builtBin  string
-	buildErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
-
-// binary returns the path of the sessionguard binary, built once per run.
-// It is built without the race detector: the command's own process tests
-// run the server under it, and here three servers and two stores already
-// share two cores.
-func binary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration tests build and run the server; skipped with -short")
-	}
-	buildOnce.Do(func() {
-		if buildDir, buildErr = os.MkdirTemp("", "sessionguard-it-bin-"); buildErr != nil {
-			return
-		}
-		builtBin = filepath.Join(buildDir, "sessionguard")
-		cmd := exec.Command("go", "build", "-o", builtBin, "github.com/sessionguard/sessionguard/cmd/sessionguard")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out.String())
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBin
-}
-
-// cleanEnv is the environment without SESSIONGUARD_* variables, so that
-// neither a developer's settings nor the test variables reach the server.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SESSIONGUARD_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
 // cli runs a sessionguard command to completion and returns its standard
 // output; any failure fails the test.
 func cli(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(binary(t), args...)
-	cmd.Env = cleanEnv()
+	cmd := exec.Command(testbin.Path(t, false), args...)
+	cmd.Env = testbin.CleanEnv()
 	cmd.Dir = t.TempDir()
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
@@ -165,7 +118,7 @@ func startInstance(t *testing.T, name string, args ...string) *instance {
 // orchestrator rolls out a deployment: their migrations race.
 func startInstances(t *testing.T, names []string, args ...string) []*instance {
 	t.Helper()
-	binary(t) // built (or skipped) here, not in the goroutines
+	testbin.Path(t, false) // built (or skipped) here, not in the goroutines
 	out := make([]*instance, len(names))
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
@@ -186,9 +139,9 @@ func startInstances(t *testing.T, names []string, args ...string) []*instance {
 func launchInstance(t *testing.T, name string, args ...string) (*instance, error) {
 	s := &instance{t: t, name: name, exited: make(chan struct{})}
 	args = append([]string{"serve", "-addr", "127.0.0.1:0", "-log-format", "json"}, args...)
-	s.cmd = exec.Command(binary(t), args...)
+	s.cmd = exec.Command(testbin.Path(t, false), args...)
 	s.cmd.Dir = t.TempDir()
-	s.cmd.Env = cleanEnv()
+	s.cmd.Env = testbin.CleanEnv()
 	pipe, err := s.cmd.StderrPipe()
 	if err != nil {
 		return nil, err

@@ -31,62 +31,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	builtBin  string
-	buildErr  error
+	"github.com/sessionguard/sessionguard/internal/testbin"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	testbin.Remove()
 	os.Exit(code)
-}
-
-// binary returns the path of the sessionguard binary, built once for the
-// whole test run (go build -o $TMP/sessionguard ./cmd/sessionguard).
-func binary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("process tests build and run the binary; skipped with -short")
-	}
-	buildOnce.Do(func() {
-		if buildDir, buildErr = os.MkdirTemp("", "sessionguard-bin-"); buildErr != nil {
-			return
-		}
-		builtBin = filepath.Join(buildDir, "sessionguard")
-		args := []string{"build", "-o", builtBin}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		cmd := exec.Command("go", append(args, ".")...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out.String())
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBin
-}
-
-// cleanEnv is the test process's environment without SESSIONGUARD_*
-// variables, so a developer's settings cannot change what the tests see.
-func cleanEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, envPrefix) {
-			env = append(env, kv)
-		}
-	}
-	return append(env, extra...)
 }
 
 // result is what a finished command printed and its exit code.
@@ -98,9 +50,9 @@ type result struct {
 // runCLI runs the binary to completion in dir with stdin as its input.
 func runCLI(t *testing.T, dir, stdin string, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binary(t), args...)
+	cmd := exec.Command(testbin.Path(t, raceEnabled), args...)
 	cmd.Dir = dir
-	cmd.Env = cleanEnv(env...)
+	cmd.Env = testbin.CleanEnv(env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -150,9 +102,9 @@ func startServer(t *testing.T, args ...string) *server {
 	dir := t.TempDir()
 	s := &server{t: t, dir: dir, db: "sqlite:" + filepath.Join(dir, "sg.db"), exited: make(chan struct{})}
 	args = append([]string{"serve", "-addr", "127.0.0.1:0", "-db", s.db}, args...)
-	s.cmd = exec.Command(binary(t), args...)
+	s.cmd = exec.Command(testbin.Path(t, raceEnabled), args...)
 	s.cmd.Dir = dir
-	s.cmd.Env = cleanEnv()
+	s.cmd.Env = testbin.CleanEnv()
 	pipe, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
