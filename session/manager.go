@@ -101,6 +101,7 @@ type Manager struct {
 	retention  time.Duration
 	timeout    time.Duration
 	inMemory   bool // the store never waits on I/O: no timer per call
+	claims     touchClaims
 	clientIP   func(*http.Request) string
 	unauth     http.Handler
 	failure    http.Handler

@@ -802,3 +802,45 @@ func TestCount(t *testing.T) {
 		t.Fatalf("Count after a logout = %d, want 1", n)
 	}
 }
+
+// Concurrent requests of one busy session that all read the record before
+// the first write landed write its activity once, not once each.
+func TestConcurrentRequestsTouchOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	tok := h.login("alice")
+	h.clock.Advance(2 * time.Minute) // every request below is due a touch
+	slow := &slowStore{Store: h.store, delay: 20 * time.Millisecond}
+	m, err := session.New(session.Config{Store: slow, Clock: h.clock, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	handler := m.Require(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header.Set("Cookie", m.CookieName()+"="+tok)
+			handler.ServeHTTP(httptest.NewRecorder(), r)
+		}()
+	}
+	wg.Wait()
+	if n := h.store.touches.Load(); n != 1 {
+		t.Errorf("32 overlapping requests wrote activity %d times, want 1", n)
+	}
+}
+
+// slowStore answers every Get delay after reading the record, as a store
+// across a network does, so that requests read the same record and overlap.
+type slowStore struct {
+	session.Store
+	delay time.Duration
+}
+
+func (s *slowStore) Get(ctx context.Context, h session.TokenHash) (session.Record, error) {
+	rec, err := s.Store.Get(ctx, h)
+	time.Sleep(s.delay)
+	return rec, err
+}

@@ -214,10 +214,12 @@ func (m *Manager) recordActivity(ctx context.Context, st *requestState) {
 		return
 	}
 	info := sess.info()
-	if st.at.Sub(info.LastActivity) < m.TouchInterval(info.Policy) {
+	interval := m.TouchInterval(info.Policy)
+	if st.at.Sub(info.LastActivity) < interval || !m.claims.claim(info.ID, st.at, interval) {
 		return
 	}
 	if err := sess.touch(ctx, st.at); err != nil && !errors.Is(err, ErrNotFound) {
+		m.claims.release(info.ID)
 		m.log.Warn("session: could not record activity", "session", info.ID, "err", err)
 	}
 }
