@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseWrk(t *testing.T) {
+	out := "Running 8s test @ http://127.0.0.1:1/\n  1 threads and 32 connections\nBENCH 80000 8000000 1 2 3 4 5 450 2100\n"
+	r, err := parseWrk(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := loadResult{Generator: "wrk", Requests: 80000, Seconds: 8, Errors: 1 + 2 + 3 + 5, BadStatus: 4,
+		P50: 450 * time.Microsecond, P99: 2100 * time.Microsecond}
+	if *r != want {
+		t.Fatalf("parseWrk = %+v, want %+v", *r, want)
+	}
+	if r.RPS() != 10000 {
+		t.Fatalf("RPS = %v, want 10000", r.RPS())
+	}
+	if r.failed() == "" {
+		t.Fatal("a load with error statuses is not reported as failed")
+	}
+	if _, err := parseWrk("wrk: connection refused\n"); err == nil {
+		t.Fatal("output without a result line parsed")
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var lat []time.Duration
+	for i := 1; i <= 100; i++ {
+		lat = append(lat, time.Duration(i))
+	}
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{50, 50}, {99, 99}, {100, 100}, {0, 1}} {
+		if got := percentile(lat, c.p); got != c.want {
+			t.Errorf("percentile(1..100, %v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if percentile(nil, 99) != 0 {
+		t.Error("percentile of nothing is not 0")
+	}
+}
+
+func TestLatenciesWindow(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var s []sample
+	for i := range 10 {
+		s = append(s, sample{due: t0.Add(time.Duration(i) * time.Second), took: time.Duration(i+1) * time.Millisecond, ok: i != 5})
+	}
+	n, bad, p50, p99 := latencies(s, t0.Add(4*time.Second), t0.Add(7*time.Second))
+	if n != 3 || bad != 1 || p50 != 6*time.Millisecond || p99 != 7*time.Millisecond {
+		t.Fatalf("latencies = %d %d %v %v, want 3 1 6ms 7ms", n, bad, p50, p99)
+	}
+}
+
+func TestMedianRow(t *testing.T) {
+	mk := func(rps int64) row { return row{Name: "x", Result: &loadResult{Requests: rps, Seconds: 1}} }
+	m := medianRow([]row{mk(30), {Name: "x", Skip: "failed: boom"}, mk(10), mk(20)})
+	if m.Result.Requests != 20 || m.Rounds != 3 {
+		t.Fatalf("median of 30, 10, 20 = %d over %d rounds, want 20 over 3", m.Result.Requests, m.Rounds)
+	}
+	m = medianRow([]row{mk(10), mk(20)})
+	if m.Result.Requests != 10 {
+		t.Fatalf("median of 10, 20 = %d, want the lower, 10", m.Result.Requests)
+	}
+	if m := medianRow([]row{{Skip: "failed: a"}, {Skip: "failed: b"}}); m.Skip != "failed: a" {
+		t.Fatalf("no round measured: got %q, want the first failure", m.Skip)
+	}
+}
+
+func TestSteppingClock(t *testing.T) {
+	c := &steppingClock{start: time.Now().Add(-2500 * time.Millisecond), step: time.Minute, every: time.Second}
+	got := c.Now().Sub(time.Now())
+	if got < 2*time.Minute-time.Second || got > 2*time.Minute+time.Second {
+		t.Fatalf("2.5 steps in, the clock is %v ahead, want about 2m", got)
+	}
+}
+
+// measured returns results where each named system served rps requests
+// per second.
+func measured(rps map[string]float64) *results {
+	res := &results{Started: time.Now(), Finished: time.Now(), Machine: machine{CPUs: 2}}
+	for _, s := range mainSystems() {
+		r := row{Name: s.name, Label: s.label, Kind: s.kind, WritesPer1000: -1}
+		if v, ok := rps[s.name]; ok {
+			r.Result = &loadResult{Requests: int64(v), Seconds: 1, P50: time.Millisecond, P99: 2 * time.Millisecond}
+		} else {
+			r.Skip = "skipped: not here"
+		}
+		res.Rows = append(res.Rows, r)
+	}
+	return res
+}
+
+func verdictFor(t *testing.T, res *results, prefix string) verdict {
+	t.Helper()
+	for _, v := range res.verdicts() {
+		if strings.HasPrefix(v.Target, prefix) {
+			return v
+		}
+	}
+	t.Fatalf("no target starts with %q", prefix)
+	return verdict{}
+}
+
+func TestVerdicts(t *testing.T) {
+	res := measured(map[string]float64{"bare": 1000, "sg-memory": 900, "scs-memory": 500, "sg-sqlite": 500,
+		"server-json": 2000, "flask": 100})
+	res.Heap = []heapRow{{System: "sessionguard memstore", Sessions: 1_000_000, Bytes: 250_000_000}}
+	res.Scale = []scaleRow{
+		{Store: "sqlite", Sessions: 1000, Result: &loadResult{Requests: 1000, Seconds: 1}},
+		{Store: "sqlite", Sessions: 1_000_000, Result: &loadResult{Requests: 800, Seconds: 1}},
+		{Store: "postgres", Sessions: 1000, Result: &loadResult{Requests: 1000, Seconds: 1}},
+		{Store: "postgres", Sessions: 20000, Result: &loadResult{Requests: 1000, Seconds: 1}},
+	}
+	for _, c := range []struct{ prefix, met string }{
+		{"Memory store: at least 0.85", "yes"},
+		{"Memory store: at least twice", "no"}, // 900 / 500 = 1.8
+		{"SQLite store: at least 0.60", "no"},  // 0.5
+		{"Redis store: at least 0.45", "not measured"},
+		{"The sessionguard server end to end (sessionguard server, GET /auth/sessions", "yes"}, // 20x
+		{"The sessionguard server end to end (sessionguard server, GET /account", "not measured"},
+		{"A session check with 1,000,000 live sessions in SQLite", "yes"}, // 1.25 is cost... see below
+		{"A session check with 1,000,000 live sessions in PostgreSQL", "not judged: sizes smaller than the target's"},
+		{"The memory store holds at most 300 bytes", "yes"},
+		{"A login flood", "not measured"},
+	} {
+		v := verdictFor(t, res, c.prefix)
+		want := c.met
+		if strings.Contains(c.prefix, "in SQLite") {
+			want = "no" // 1000 / 800 = 1.25 > 1.2
+		}
+		if v.Met != want {
+			t.Errorf("%s: met %q, want %q (measured %s)", c.prefix, v.Met, want, v.Measured)
+		}
+	}
+}
+
+func TestMarkdownAndChart(t *testing.T) {
+	res := measured(map[string]float64{"bare": 1000, "sg-memory": 900, "scs-memory": 400, "gorilla": 300})
+	res.Writes = []writesRow{{Store: "memory", Requests: 100_000, Writes: 31, Simulated: 31 * time.Minute}}
+	res.Sweep = []sweepRow{{Store: "memory", Expired: 10, Ended: 10, Events: 10, Took: time.Second, Rate: 1000,
+		QuietP50: time.Millisecond, QuietP99: 2 * time.Millisecond, DuringP50: time.Millisecond, DuringP99: 3 * time.Millisecond}}
+	md := string(markdown(res))
+	for _, want := range []string{"## Results", "| sessionguard middleware, memory store | 900 |", "0.90", "## Targets", "skipped: not here", "0.310"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the document lacks %q", want)
+		}
+	}
+	if strings.Contains(md, "NaN") {
+		t.Error("the document shows NaN")
+	}
+	dir := t.TempDir()
+	if err := writeDocs(dir, res); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	for _, c := range []struct {
+		in   float64
+		want string
+	}{{0, "0"}, {999, "999"}, {1000, "1,000"}, {1234567.4, "1,234,567"}, {-1500, "-1,500"}, {math.NaN(), "-"}} {
+		if got := fmtInt(c.in); got != c.want {
+			t.Errorf("fmtInt(%v) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestCumShareAndTopFunctions(t *testing.T) {
+	out := `Showing nodes accounting for 1s, 100% of 1s total
+      flat  flat%   sum%        cum   cum%
+     0.30s 30.00% 30.00%      0.90s 90.00%  net/http.(*conn).serve
+     0.10s 10.00% 40.00%      0.40s 40.00%  github.com/sessionguard/sessionguard/session.(*Manager).load
+     0.05s  5.00% 45.00%      0.20s 20.00%  github.com/sessionguard/sessionguard/session/memstore.(*Store).Get`
+	if pct, ok := cumShare(out, "session.(*Manager).load"); !ok || pct != "40.00%" {
+		t.Fatalf("cumShare = %q %v, want 40.00%%", pct, ok)
+	}
+	fns := topFunctions(out, 2)
+	if len(fns) != 2 || fns[0] != "net/http.(*conn).serve (30.00%)" {
+		t.Fatalf("topFunctions = %q", fns)
+	}
+}
+
+// get sends GET path with cookie to h and returns the status and body.
+func get(h http.Handler, path, cookie string) (int, string) {
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String()
+}
+
+func login(t *testing.T, h http.Handler) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/bench/login?n=1", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("/bench/login: %d %s", rec.Code, rec.Body)
+	}
+	var ans loginAnswer
+	if err := json.Unmarshal(rec.Body.Bytes(), &ans); err != nil || len(ans.Cookies) != 1 {
+		t.Fatalf("/bench/login answered %s (%v)", rec.Body, err)
+	}
+	return ans.Cookies[0]
+}
+
+// Each system's server checks the session: the measured request is 200
+// with its cookie and refused without it, and the stores count writes.
+func TestServersCheckTheSession(t *testing.T) {
+	for _, system := range []string{"sg-memory", "scs-memory", "gorilla"} {
+		t.Run(system, func(t *testing.T) {
+			mux := http.NewServeMux()
+			var closeSystem func() error
+			var err error
+			o := serveOptions{system: system, sweep: false}
+			switch {
+			case strings.HasPrefix(system, "sg-"):
+				closeSystem, err = mountSessionguard(context.Background(), mux, o)
+			case strings.HasPrefix(system, "scs-"):
+				closeSystem, err = mountSCS(context.Background(), mux, o)
+			default:
+				closeSystem, err = mountGorilla(mux)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeSystem()
+			cookie := login(t, mux)
+			if code, body := get(mux, "/", cookie); code != http.StatusOK || body != "hello probe-0\n" {
+				t.Fatalf("with the cookie: %d %q, want 200 \"hello probe-0\"", code, body)
+			}
+			if code, _ := get(mux, "/", ""); code != http.StatusUnauthorized {
+				t.Fatalf("without a cookie: %d, want 401", code)
+			}
+			if code, _ := get(mux, "/", cookie[:len(cookie)-2]+"xx"); code != http.StatusUnauthorized {
+				t.Fatalf("with a forged cookie: %d, want 401", code)
+			}
+			if system == "gorilla" {
+				return
+			}
+			code, body := get(mux, "/bench/writes", "")
+			var c writeCounts
+			if code != http.StatusOK || json.Unmarshal([]byte(body), &c) != nil {
+				t.Fatalf("/bench/writes: %d %q", code, body)
+			}
+			// sessionguard's one request falls within the touch interval;
+			// scs writes at login and writes back every request.
+			want := int64(0)
+			if system == "scs-memory" {
+				want = 2
+			}
+			if c.Total != want {
+				t.Fatalf("writes %+v, want a total of %d", c, want)
+			}
+		})
+	}
+}

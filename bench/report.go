@@ -1,0 +1,419 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// find returns the main-table row of the system name, or nil.
+func (res *results) find(name string) *row {
+	for i := range res.Rows {
+		if res.Rows[i].Name == name {
+			return &res.Rows[i]
+		}
+	}
+	return nil
+}
+
+// rps returns the throughput of a measured system, or 0.
+func (res *results) rps(name string) float64 {
+	r := res.find(name)
+	if r == nil || r.Result == nil {
+		return 0
+	}
+	return r.Result.RPS()
+}
+
+// ratio returns a system's throughput over the bare handler's, or NaN if
+// either was not measured.
+func (res *results) ratio(name string) float64 {
+	return div(res.rps(name), res.rps("bare"))
+}
+
+func div(a, b float64) float64 {
+	if a == 0 || b == 0 {
+		return math.NaN()
+	}
+	return a / b
+}
+
+func printTable(w io.Writer, res *results) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "system\treq/s\tp50\tp99\tratio to bare\twrites/1k req\t")
+	for _, r := range res.Rows {
+		if r.Result == nil {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t  %s\n", r.Name, r.Skip)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Name, fmtInt(r.Result.RPS()), fmtDur(r.Result.P50), fmtDur(r.Result.P99),
+			fmtRatio(res.ratio(r.Name)), fmtWrites(r.WritesPer1000))
+	}
+	tw.Flush()
+}
+
+func printScaling(w io.Writer, res *results) {
+	if len(res.Scale) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "store\tlive sessions\treq/s\tp50\tp99\tcost vs fewest\t")
+		for _, s := range res.Scale {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Store, fmtInt(float64(s.Sessions)), fmtInt(s.Result.RPS()),
+				fmtDur(s.Result.P50), fmtDur(s.Result.P99), fmtRatio(res.scaleCost(s.Store, s.Sessions)))
+		}
+		tw.Flush()
+	}
+	for _, h := range res.Heap {
+		fmt.Fprintf(w, "%s: %.0f bytes of heap per idle session (%s sessions)\n", h.System, h.PerSession(), fmtInt(float64(h.Sessions)))
+	}
+	for _, s := range res.Sweep {
+		fmt.Fprintf(w, "sweep %s: %s expired sessions ended in %.1fs; p99 %s quiet, %s during the sweep (%.2fx)\n", s.Store,
+			fmtInt(float64(s.Ended)), s.Took.Seconds(), fmtDur(s.QuietP99), fmtDur(s.DuringP99), div(float64(s.DuringP99), float64(s.QuietP99)))
+	}
+	for _, wr := range res.Writes {
+		fmt.Fprintf(w, "writes %s: %d in %s requests over %v: %.3f per 1,000 requests\n", wr.Store, wr.Writes, fmtInt(float64(wr.Requests)), wr.Simulated, wr.PerThousand())
+	}
+	if f := res.Flood; f != nil {
+		fmt.Fprintf(w, "login flood: signed-in %s req/s before, %s during (%.2f)\n", fmtInt(f.Normal.RPS()), fmtInt(f.Flooded.RPS()), f.Ratio())
+	}
+}
+
+// scaleCost is the cost of a session check with n live sessions in store
+// relative to the fewest measured: the fewest's throughput over n's.
+func (res *results) scaleCost(store string, n int) float64 {
+	var base, at float64
+	fewest := math.MaxInt
+	for _, s := range res.Scale {
+		if s.Store != store {
+			continue
+		}
+		if s.Sessions < fewest {
+			fewest, base = s.Sessions, s.Result.RPS()
+		}
+		if s.Sessions == n {
+			at = s.Result.RPS()
+		}
+	}
+	return div(base, at)
+}
+
+// verdict is one target of the issue and how the run did against it.
+type verdict struct {
+	Target   string
+	Measured string
+	Met      string // "yes", "no", or why it was not judged
+	Explain  string // for a missed target: where the profile says time goes
+}
+
+const notMeasured = "not measured"
+
+func judge(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "no"
+}
+
+// verdicts judges every target of issue 6 from what the run measured.
+func (res *results) verdicts() []verdict {
+	var out []verdict
+	ratioTarget := func(name, label string, min float64) {
+		v := verdict{Target: fmt.Sprintf("%s: at least %.2f of bare net/http", label, min), Met: notMeasured, Measured: "-"}
+		if r := res.ratio(name); !math.IsNaN(r) {
+			v.Measured = fmtRatio(r)
+			v.Met = judge(r >= min)
+			if r < min {
+				v.Explain = res.explain(name)
+			}
+		}
+		out = append(out, v)
+	}
+	twiceTarget := func(name, peer, label, peerLabel string) {
+		v := verdict{Target: fmt.Sprintf("%s: at least twice %s", label, peerLabel), Met: notMeasured, Measured: "-"}
+		if r := div(res.rps(name), res.rps(peer)); !math.IsNaN(r) {
+			v.Measured = fmt.Sprintf("%.2fx", r)
+			v.Met = judge(r >= 2)
+			if r < 2 {
+				v.Explain = res.explain(name)
+			}
+		}
+		out = append(out, v)
+	}
+	ratioTarget("sg-memory", "Memory store", 0.85)
+	twiceTarget("sg-memory", "scs-memory", "Memory store", "scs memstore")
+	ratioTarget("sg-sqlite", "SQLite store", 0.6)
+	ratioTarget("sg-redis", "Redis store", 0.45)
+	twiceTarget("sg-redis", "scs-redis", "Redis store", "scs redisstore")
+	ratioTarget("sg-postgres", "PostgreSQL store", 0.35)
+	twiceTarget("sg-postgres", "scs-postgres", "PostgreSQL store", "scs postgresstore")
+
+	v := verdict{Target: "Store writes of one session busy for a whole idle period: at most 2 per 1,000 requests", Met: notMeasured, Measured: "-"}
+	if len(res.Writes) > 0 {
+		var parts []string
+		worst := 0.0
+		for _, w := range res.Writes {
+			parts = append(parts, fmt.Sprintf("%s %.3f", w.Store, w.PerThousand()))
+			worst = max(worst, w.PerThousand())
+		}
+		v.Measured = strings.Join(parts, ", ")
+		v.Met = judge(worst <= 2)
+	}
+	out = append(out, v)
+
+	for _, name := range []string{"server-json", "server-page"} {
+		r := res.find(name)
+		label := name
+		if r != nil {
+			label = r.Label
+		}
+		v := verdict{Target: fmt.Sprintf("The sessionguard server end to end (%s): at least 10 times the seed's Flask program", label), Met: notMeasured, Measured: "-"}
+		if x := div(res.rps(name), res.rps("flask")); !math.IsNaN(x) {
+			v.Measured = fmt.Sprintf("%.1fx", x)
+			v.Met = judge(x >= 10)
+		} else if f := res.find("flask"); f != nil && f.Skip != "" {
+			v.Met = "not measured: Flask " + f.Skip
+		}
+		out = append(out, v)
+	}
+
+	for _, store := range []string{"sqlite", "postgres"} {
+		v := verdict{Target: fmt.Sprintf("A session check with 1,000,000 live sessions in %s: at most 1.2 times its cost with 1,000", storeTitle(store)), Met: notMeasured, Measured: "-"}
+		fewest, most := math.MaxInt, 0
+		for _, s := range res.Scale {
+			if s.Store == store {
+				fewest, most = min(fewest, s.Sessions), max(most, s.Sessions)
+			}
+		}
+		if most > 0 && most > fewest {
+			c := res.scaleCost(store, most)
+			v.Measured = fmt.Sprintf("%s at %s vs %s", fmtRatio(c), fmtInt(float64(most)), fmtInt(float64(fewest)))
+			if most >= 1_000_000 && fewest <= 1000 {
+				v.Met = judge(c <= 1.2)
+			} else {
+				v.Met = "not judged: sizes smaller than the target's"
+			}
+		}
+		out = append(out, v)
+	}
+
+	v = verdict{Target: "The memory store holds at most 300 bytes per idle session", Met: notMeasured, Measured: "-"}
+	for _, h := range res.Heap {
+		if h.System == "sessionguard memstore" {
+			v.Measured = fmt.Sprintf("%.0f bytes (%s sessions)", h.PerSession(), fmtInt(float64(h.Sessions)))
+			if h.Sessions >= 1_000_000 {
+				v.Met = judge(h.PerSession() <= 300)
+			} else {
+				v.Met = "not judged: fewer than 1,000,000 sessions"
+			}
+		}
+	}
+	out = append(out, v)
+
+	for _, s := range res.Sweep {
+		v := verdict{Target: fmt.Sprintf("Sweeping 1,000,000 expired sessions (%s): p99 latency during it at most twice a quiet store's", storeTitle(s.Store))}
+		x := div(float64(s.DuringP99), float64(s.QuietP99))
+		v.Measured = fmt.Sprintf("%.2fx (%s vs %s; %s ended in %.1fs)", x, fmtDur(s.DuringP99), fmtDur(s.QuietP99), fmtInt(float64(s.Ended)), s.Took.Seconds())
+		switch {
+		case s.Ended != s.Expired || s.Events != int64(s.Expired):
+			v.Met = fmt.Sprintf("no: %d expired, %d ended, %d end events", s.Expired, s.Ended, s.Events)
+		case s.Expired < 1_000_000:
+			v.Met = "not judged: fewer than 1,000,000 sessions"
+		default:
+			v.Met = judge(x <= 2)
+			if x > 2 {
+				v.Explain = sweepExplain(s)
+			}
+		}
+		out = append(out, v)
+	}
+	if len(res.Sweep) == 0 {
+		out = append(out, verdict{Target: "Sweeping 1,000,000 expired sessions: p99 latency during it at most twice a quiet store's", Measured: "-", Met: notMeasured})
+	}
+
+	v = verdict{Target: "A login flood (50 concurrent clients, wrong passwords) leaves signed-in users at least half their throughput", Met: notMeasured, Measured: "-"}
+	if f := res.Flood; f != nil {
+		v.Measured = fmt.Sprintf("%.2f (%s req/s before, %s during)", f.Ratio(), fmtInt(f.Normal.RPS()), fmtInt(f.Flooded.RPS()))
+		v.Met = judge(f.Ratio() >= 0.5)
+		if f.Ratio() < 0.5 && f.FloodedCPU.Machine > 0 {
+			v.Explain = fmt.Sprintf("the server used %.2f cores before the flood and %.2f during it, the load generator and flood clients %.2f, other programs %.2f (of %d); the flood's sign-ins were answered at %.0f per second, each a password hash",
+				f.NormalCPU.Server, f.FloodedCPU.Server, f.FloodedCPU.Load, f.FloodedCPU.Other, res.Machine.CPUs, f.PerSecond)
+		}
+	}
+	out = append(out, v)
+	return out
+}
+
+// explain says where a system's time went, for a target it missed: how
+// the machine's cores were shared during its load, and what share of the
+// server's CPU the session check and its store call took in the profile.
+func (res *results) explain(system string) string {
+	var parts []string
+	if r := res.find(system); r != nil && r.CPU.Machine > 0 {
+		c := r.CPU
+		parts = append(parts, fmt.Sprintf("during the load the server used %.2f cores, the load generator %.2f, Redis/PostgreSQL %.2f and other programs %.2f (of %d)",
+			c.Server, c.Load, c.Store, c.Other, res.Machine.CPUs))
+	}
+	for _, p := range res.Profiles {
+		if p.System != system {
+			continue
+		}
+		var shares []string
+		for _, fn := range []struct{ name, match string }{
+			{"the session check (Manager.load)", "session.(*Manager).load"},
+			{"the store's Get", "Store).Get"},
+			{"recording activity", "(*Manager).recordActivity"},
+			{"net/http reading and writing", "net/http.(*response).finishRequest"},
+		} {
+			if pct, ok := cumShare(p.Cum, fn.match); ok {
+				shares = append(shares, fmt.Sprintf("%s %s", fn.name, pct))
+			}
+		}
+		if len(shares) > 0 {
+			parts = append(parts, "of the server's CPU: "+strings.Join(shares, ", "))
+		}
+		if fns := topFunctions(p.Top, 4); len(fns) > 0 {
+			parts = append(parts, "most CPU of their own: "+strings.Join(fns, ", "))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// sweepExplain says what the server spent its time on as the sweep began.
+func sweepExplain(s sweepRow) string {
+	var shares []string
+	for _, fn := range []struct{ name, match string }{
+		{"the sweep (Manager.SweepExpired)", "(*Manager).SweepExpired"},
+		{"the store's EndExpired", "Store).EndExpired"},
+		{"the session checks (Manager.load)", "session.(*Manager).load"},
+		{"garbage collection", "runtime.gcBgMarkWorker"},
+	} {
+		if pct, ok := cumShare(s.Profile, fn.match); ok {
+			shares = append(shares, fmt.Sprintf("%s %s", fn.name, pct))
+		}
+	}
+	if len(shares) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("profile of the %s server's first %d seconds of the sweep: %s", storeTitle(s.Store), sweepProfileSeconds, strings.Join(shares, ", "))
+}
+
+// cumShare returns the cumulative share of the first function in
+// `go tool pprof -top -cum` output whose name contains match.
+func cumShare(cum, match string) (string, bool) {
+	for _, l := range strings.Split(cum, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 6 && strings.Contains(strings.Join(f[5:], " "), match) {
+			return f[4], true
+		}
+	}
+	return "", false
+}
+
+// topFunctions returns the first n function names of `go tool pprof -top`
+// output, with their flat share.
+func topFunctions(top string, n int) []string {
+	var out []string
+	inTable := false
+	for _, l := range strings.Split(top, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 5 && f[0] == "flat" {
+			inTable = true
+			continue
+		}
+		if !inTable || len(f) < 6 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s (%s)", strings.Join(f[5:], " "), f[1]))
+		if len(out) == n {
+			break
+		}
+	}
+	return out
+}
+
+func printTargets(w io.Writer, res *results) {
+	fmt.Fprintln(w, "targets of issue 6:")
+	for _, v := range res.verdicts() {
+		fmt.Fprintf(w, "  [%s] %s: %s\n", v.Met, v.Target, v.Measured)
+		if v.Explain != "" {
+			fmt.Fprintf(w, "        %s\n", v.Explain)
+		}
+	}
+}
+
+func storeTitle(store string) string {
+	switch store {
+	case "sqlite":
+		return "SQLite"
+	case "postgres":
+		return "PostgreSQL"
+	case "redis":
+		return "Redis"
+	}
+	return store
+}
+
+// fmtInt writes a number rounded to a whole one with thousands separators.
+func fmtInt(f float64) string {
+	if math.IsNaN(f) {
+		return "-"
+	}
+	s := fmt.Sprintf("%.0f", f)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func fmtRatio(r float64) string {
+	if math.IsNaN(r) {
+		return "-"
+	}
+	if r < 0.1 {
+		return fmt.Sprintf("%.3f", r)
+	}
+	return fmt.Sprintf("%.2f", r)
+}
+
+func fmtWrites(w float64) string {
+	if w < 0 {
+		return "-"
+	}
+	if w >= 10 {
+		return fmt.Sprintf("%.0f", w)
+	}
+	return fmt.Sprintf("%.3f", w)
+}
+
+// fmtStatuses writes a flood's answer counts by status, in status order.
+func fmtStatuses(m map[int]int64) string {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s × %d", fmtInt(float64(m[k])), k))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func fmtMinutes(d time.Duration) string {
+	return fmt.Sprintf("%.1f minutes", d.Minutes())
+}

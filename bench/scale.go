@@ -1,0 +1,396 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// httpClientLong calls the bench servers' endpoints that take long: a
+// preload of a million sessions, a sweep, a profile.
+var httpClientLong = &http.Client{Timeout: 30 * time.Minute}
+
+func newGet(ctx context.Context, u string) (*http.Request, error) {
+	return http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+}
+
+// writesRow is the store writes of one session kept busy for a whole idle
+// period.
+type writesRow struct {
+	Store    string
+	Requests int64
+	Writes   int64
+	// Simulated is the time the Manager's clock covered during the load:
+	// one idle period.
+	Simulated time.Duration
+}
+
+// PerThousand is the writes per 1,000 requests.
+func (w writesRow) PerThousand() float64 {
+	if w.Requests == 0 {
+		return 0
+	}
+	return float64(w.Writes) * 1000 / float64(w.Requests)
+}
+
+// touchInterval is the Manager's default touch interval for the 30-minute
+// idle timeout: a twentieth of it, at most a minute.
+const touchInterval = min(idleTimeout/20, time.Minute)
+
+// writesRuns loads one session for the run's duration while the Manager's
+// clock jumps one touch interval forward 30 times, so that the load covers
+// one whole idle period (30 minutes), and counts the store writes. It is
+// the load of the main table, spread over the idle period, so that every
+// write the touch throttling lets through is counted.
+func (e *env) writesRuns(ctx context.Context, res *results) error {
+	if !e.cfg.writes {
+		return nil
+	}
+	stores := []string{"memory", "sqlite", "postgres", "redis"}
+	if e.cfg.quick {
+		stores = []string{"memory"}
+	}
+	steps := int(idleTimeout / touchInterval)
+	every := e.cfg.duration / time.Duration(steps)
+	for _, store := range stores {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		w, err := e.writesRun(ctx, store, every)
+		if err != nil {
+			res.fail("writes "+store, err)
+			continue
+		}
+		res.Writes = append(res.Writes, *w)
+		fmt.Printf("writes %-9s %d writes in %d requests over %v simulated: %.3f per 1,000\n", store, w.Writes, w.Requests, w.Simulated, w.PerThousand())
+	}
+	return nil
+}
+
+func (e *env) writesRun(ctx context.Context, store string, every time.Duration) (*writesRow, error) {
+	r, err := e.startBench(ctx, "sg-"+store, []string{"-clock-step", touchInterval.String(), "-clock-step-every", every.String()})
+	if err != nil {
+		return nil, err
+	}
+	defer r.stop()
+	if err := r.post(ctx, "/bench/writes", nil); err != nil {
+		return nil, err
+	}
+	lr, err := e.load(ctx, r.target, e.cfg.duration)
+	if err != nil {
+		return nil, err
+	}
+	if msg := lr.failed(); msg != "" {
+		return nil, fmt.Errorf("%s", msg)
+	}
+	var c writeCounts
+	if err := r.get(ctx, "/bench/writes", &c); err != nil {
+		return nil, err
+	}
+	real := time.Duration(lr.Seconds * float64(time.Second))
+	return &writesRow{Store: store, Requests: lr.Requests, Writes: c.Total,
+		Simulated: (real + real/every*touchInterval).Round(time.Second)}, nil
+}
+
+// medianLoad loads t -rounds times in a row and returns the load with the
+// median throughput.
+func (e *env) medianLoad(ctx context.Context, t target) (*loadResult, error) {
+	var all []*loadResult
+	for range e.cfg.rounds {
+		lr, err := e.load(ctx, t, e.cfg.duration)
+		if err != nil {
+			return nil, err
+		}
+		if msg := lr.failed(); msg != "" {
+			return nil, fmt.Errorf("%s", msg)
+		}
+		all = append(all, lr)
+	}
+	slices.SortFunc(all, func(a, b *loadResult) int { return cmp.Compare(a.RPS(), b.RPS()) })
+	return all[(len(all)-1)/2], nil
+}
+
+// scaleRow is a session check with many live sessions in the store.
+type scaleRow struct {
+	Store    string
+	Sessions int
+	Preload  time.Duration // to add the sessions since the previous step
+	Result   *loadResult
+	CPU      cpuUse // cores used during the loads
+}
+
+// heapRow is the heap a memory store holds per idle session.
+type heapRow struct {
+	System   string
+	Sessions int
+	Bytes    int64 // live heap growth, after garbage collection
+}
+
+// PerSession is the heap per session.
+func (h heapRow) PerSession() float64 { return float64(h.Bytes) / float64(h.Sessions) }
+
+// probes is how many sessions the scaling runs' load presents in turn, so
+// that the check is not of one hot record.
+func (e *env) probes() int {
+	if e.cfg.quick {
+		return 100
+	}
+	return 1000
+}
+
+// scaleRuns measures a session check with each store holding each of the
+// sizes of live sessions, and the memory stores' heap per session.
+func (e *env) scaleRuns(ctx context.Context, res *results) error {
+	for _, store := range e.cfg.scaleStores {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := e.scaleRun(ctx, store, res); err != nil {
+			res.fail("live sessions "+store, err)
+		}
+	}
+	for _, store := range e.cfg.scaleStores {
+		if store == "memory" && ctx.Err() == nil {
+			if err := e.scsHeap(ctx, res); err != nil {
+				res.fail("scs memstore heap", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (e *env) scaleRun(ctx context.Context, store string, res *results) error {
+	r, err := e.startBench(ctx, "sg-"+store, nil)
+	if err != nil {
+		return err
+	}
+	defer r.stop()
+	var before heapStats
+	if store == "memory" {
+		if err := r.get(ctx, "/bench/heap", &before); err != nil {
+			return err
+		}
+	}
+	probes := min(e.probes(), e.cfg.scaleSizes[0])
+	cookies, err := r.login(ctx, probes)
+	if err != nil {
+		return err
+	}
+	t := r.target
+	t.cookies = cookies
+	have := probes + 1 // and the one startBench signed in
+	for _, n := range e.cfg.scaleSizes {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		sr := scaleRow{Store: store, Sessions: n}
+		if add := n - have; add > 0 {
+			fmt.Printf("live %-9s preloading %d sessions... ", store, add)
+			start := time.Now()
+			if err := r.post(ctx, fmt.Sprintf("/bench/preload?n=%d", add), nil); err != nil {
+				return err
+			}
+			sr.Preload = time.Since(start)
+			have = n
+			fmt.Printf("%.1fs\n", sr.Preload.Seconds())
+		}
+		if err := r.post(ctx, "/bench/settle", nil); err != nil {
+			return err
+		}
+		if _, err := goLoad(ctx, t, e.warmup(), 8); err != nil {
+			return err
+		}
+		before := takeCPU(r.group)
+		lr, err := e.medianLoad(ctx, t)
+		if err != nil {
+			return fmt.Errorf("%d sessions: %w", n, err)
+		}
+		sr.CPU = cpuBetween(before, takeCPU(r.group))
+		sr.Result = lr
+		res.Scale = append(res.Scale, sr)
+		fmt.Printf("live %-9s %8d sessions: %9.0f req/s  p50 %-8s p99 %-8s cores: server/load/db/other %s\n", store, n, lr.RPS(), fmtDur(lr.P50), fmtDur(lr.P99), fmtCPU(sr.CPU))
+	}
+	if store == "memory" {
+		var after heapStats
+		if err := r.get(ctx, "/bench/heap", &after); err != nil {
+			return err
+		}
+		h := heapRow{System: "sessionguard memstore", Sessions: have, Bytes: int64(after.HeapAlloc) - int64(before.HeapAlloc)}
+		res.Heap = append(res.Heap, h)
+		fmt.Printf("heap     sessionguard memstore: %.0f bytes per idle session (%d sessions)\n", h.PerSession(), h.Sessions)
+	}
+	return nil
+}
+
+// scsHeap measures scs's memstore the same way, for comparison.
+func (e *env) scsHeap(ctx context.Context, res *results) error {
+	r, err := e.startBench(ctx, "scs-memory", nil)
+	if err != nil {
+		return err
+	}
+	defer r.stop()
+	var before, after heapStats
+	if err := r.get(ctx, "/bench/heap", &before); err != nil {
+		return err
+	}
+	n := e.cfg.scaleSizes[len(e.cfg.scaleSizes)-1]
+	if err := r.post(ctx, fmt.Sprintf("/bench/preload?n=%d", n), nil); err != nil {
+		return err
+	}
+	if err := r.get(ctx, "/bench/heap", &after); err != nil {
+		return err
+	}
+	h := heapRow{System: "scs memstore", Sessions: n, Bytes: int64(after.HeapAlloc) - int64(before.HeapAlloc)}
+	res.Heap = append(res.Heap, h)
+	fmt.Printf("heap     scs memstore: %.0f bytes per idle session (%d sessions)\n", h.PerSession(), h.Sessions)
+	return nil
+}
+
+// sweepRow is the sweep of many expired sessions while requests flow.
+type sweepRow struct {
+	Store       string
+	Expired     int
+	Ended       int
+	Events      int64
+	Took        time.Duration
+	Rate        int // requests per second sampled
+	QuietN      int
+	QuietBad    int
+	QuietP50    time.Duration
+	QuietP99    time.Duration
+	DuringN     int
+	DuringBad   int
+	DuringP50   time.Duration
+	DuringP99   time.Duration
+	Preload     time.Duration
+	SampleConns int
+	Profile     string      // top of a CPU profile of the sweep's first seconds
+	Mutex       string      // top of the lock contention in the same seconds
+	GC          sweepAnswer // the server's garbage collection during the sweep
+}
+
+// pprofTop downloads a profile of r's process (mutex, block...) and
+// returns its top, or "" if that fails.
+func (e *env) pprofTop(ctx context.Context, r *running, kind, name string) string {
+	file := filepath.Join(e.dir, name+".pprof")
+	if err := downloadTo(ctx, r.base+"/debug/pprof/"+kind, file); err != nil {
+		return ""
+	}
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=12", file).CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	return pprofTop(string(out))
+}
+
+// sweepProfileSeconds is the length of the CPU profile taken as a sweep
+// starts.
+const sweepProfileSeconds = 4
+
+// sweepProfile takes a CPU profile of the server from the start of the
+// sweep and returns its top, cumulative: what the sweep and the requests
+// spend their time in. It returns "" if that fails.
+func (e *env) sweepProfile(ctx context.Context, r *running, store string) string {
+	file := filepath.Join(e.dir, "sweep-"+store+".pprof")
+	if err := downloadTo(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", r.base, sweepProfileSeconds), file); err != nil {
+		return ""
+	}
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=30", file).CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	return pprofTop(string(out))
+}
+
+// sweepRuns fills each store with expired sessions and sweeps them while
+// an open-loop load of one live session is sampled.
+func (e *env) sweepRuns(ctx context.Context, res *results) error {
+	for _, store := range e.cfg.sweepStores {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		sr, err := e.sweepRun(ctx, store)
+		if err != nil {
+			res.fail("sweep "+store, err)
+			continue
+		}
+		res.Sweep = append(res.Sweep, *sr)
+	}
+	return nil
+}
+
+func (e *env) sweepRun(ctx context.Context, store string) (*sweepRow, error) {
+	// The background sweeper is off, so that the sessions wait for the
+	// sweep the harness starts; it is the sweeper's own function.
+	args := []string{"-sweep=false"}
+	if e.cfg.profile {
+		args = append(args, "-mutex-profile")
+	}
+	r, err := e.startBench(ctx, "sg-"+store, args)
+	if err != nil {
+		return nil, err
+	}
+	defer r.stop()
+	n := e.cfg.sweepSize
+	sr := &sweepRow{Store: store, Expired: n, Rate: e.cfg.sweepRate, SampleConns: 8}
+	fmt.Printf("sweep %-9s preloading %d expired sessions... ", store, n)
+	start := time.Now()
+	if err := r.post(ctx, fmt.Sprintf("/bench/preload?n=%d&expired=1", n), nil); err != nil {
+		return nil, err
+	}
+	sr.Preload = time.Since(start)
+	fmt.Printf("%.1fs\n", sr.Preload.Seconds())
+	if err := r.post(ctx, "/bench/settle", nil); err != nil {
+		return nil, err
+	}
+	if _, err := goLoad(ctx, r.target, e.warmup(), 8); err != nil {
+		return nil, err
+	}
+
+	quiet := min(e.cfg.duration, 5*time.Second)
+	stop := make(chan struct{})
+	time.AfterFunc(quiet, func() { close(stop) })
+	samples := openLoop(ctx, r.target, sr.Rate, sr.SampleConns, stop)
+	if len(samples) == 0 {
+		return nil, fmt.Errorf("no sample")
+	}
+	sr.QuietN, sr.QuietBad, sr.QuietP50, sr.QuietP99 = latencies(samples, samples[0].due, samples[len(samples)-1].due.Add(time.Nanosecond))
+
+	stop = make(chan struct{})
+	done := make(chan []sample, 1)
+	go func() { done <- openLoop(ctx, r.target, sr.Rate, sr.SampleConns, stop) }()
+	time.Sleep(500 * time.Millisecond)
+	prof, mutex := make(chan string, 1), make(chan string, 1)
+	if e.cfg.profile {
+		go func() { prof <- e.sweepProfile(ctx, r, store) }()
+		// The contention of the same seconds only, not the preload's.
+		go func() {
+			mutex <- e.pprofTop(ctx, r, fmt.Sprintf("mutex?seconds=%d", sweepProfileSeconds), "sweep-mutex-"+store)
+		}()
+	} else {
+		prof <- ""
+		mutex <- ""
+	}
+	var ans sweepAnswer
+	t0 := time.Now()
+	err = r.post(ctx, "/bench/sweep", &ans)
+	t1 := time.Now()
+	close(stop)
+	samples = <-done
+	sr.Profile = <-prof
+	sr.Mutex = <-mutex
+	if err != nil {
+		return nil, err
+	}
+	sr.Ended, sr.Events, sr.Took = ans.Ended, ans.Events, t1.Sub(t0)
+	sr.GC = ans
+	sr.DuringN, sr.DuringBad, sr.DuringP50, sr.DuringP99 = latencies(samples, t0, t1)
+	fmt.Printf("sweep %-9s ended %d (events %d) in %.1fs; p99 quiet %s, during the sweep %s (%d samples); %d GCs, %v paused, %d MB allocated\n",
+		store, sr.Ended, sr.Events, sr.Took.Seconds(), fmtDur(sr.QuietP99), fmtDur(sr.DuringP99), sr.DuringN, ans.GCs, ans.GCPause, ans.Allocated>>20)
+	return sr, nil
+}
