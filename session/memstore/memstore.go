@@ -14,7 +14,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -26,6 +28,12 @@ import (
 // errClosed is returned by every method of a closed Store.
 var errClosed = errors.New("memstore: store is closed")
 
+// sweepChunk is how many sessions EndExpired ends, and how many ended
+// tokens it forgets, under one hold of the lock. Requests wait for the lock
+// while it is held: 64 sessions of a million take about a tenth of a
+// millisecond, where the Manager's batch of 500 took one or two.
+const sweepChunk = 64
+
 // Store is a session.Store in memory. It is safe for concurrent use. The
 // zero value is not usable; call New.
 //
@@ -35,87 +43,107 @@ var errClosed = errors.New("memstore: store is closed")
 type Store struct {
 	mu     sync.RWMutex
 	closed bool
-	// byHash finds sessions by token hash. It is keyed by the hash's first
-	// 64 bits, with the rare sessions that share them chained through
-	// entry.sameKey: a 32-byte key would cost about 35 bytes more per
-	// session, and a token hash, being SHA-256 output, needs no rehashing.
-	byHash map[uint64]*entry
-	byID   map[string]*entry
-	// byUser holds each user's oldest session, the way into a circular list
-	// of all of that user's sessions, oldest first (see entry.prev).
-	byUser    map[string]*entry
+	// index finds live sessions by token hash, by ID, and each user's
+	// oldest session, the way into a circular list of all of that user's
+	// sessions, oldest first (see entry.prev). See chainedIndex for why
+	// these are not Go maps.
+	index     [indexCount]chainedIndex
+	seed      maphash.Seed // of the ID and user ID hashes
 	deadlines deadlineHeap // every live session, soonest deadline first
 	ended     map[session.TokenHash]endedToken
 	retention retentionHeap // ended tokens, soonest KeepUntil first
+	// reasons interns the reasons of ended tokens, which endedToken holds
+	// as their position here: the Manager uses a handful of them.
+	reasons     []session.EndReason
+	reasonCodes map[session.EndReason]uint32
 }
 
 // New returns an empty Store.
 func New() *Store {
-	return &Store{
-		byHash: make(map[uint64]*entry),
-		byID:   make(map[string]*entry),
-		byUser: make(map[string]*entry),
-		ended:  make(map[session.TokenHash]endedToken),
+	s := &Store{
+		seed:        maphash.MakeSeed(),
+		ended:       make(map[session.TokenHash]endedToken),
+		reasonCodes: make(map[session.EndReason]uint32),
 	}
+	s.index[byHash] = chainedIndex{link: byHash, hashOf: func(e *entry) uint64 { return hashKey(e.hash) }}
+	s.index[byID] = chainedIndex{link: byID, hashOf: func(e *entry) uint64 { return s.hashString(e.id()) }}
+	s.index[byUser] = chainedIndex{link: byUser, hashOf: func(e *entry) uint64 { return s.hashString(e.userID()) }}
+	return s
 }
 
-// fields are what a Store keeps of a session.Record, in a compact form: a
-// memstore holds millions of them. Times are Unix nanoseconds (the contract
-// asks only that they compare Equal, so the zone is not kept), the user agent
-// is interned (most sessions share a handful of them), and Data is packed into
-// one string (see packData). A fields value is never changed in place once
-// other goroutines can see it, except under Store.mu.
-type fields struct {
-	hash                                 session.TokenHash
-	id, userID, ip                       string
-	userAgent                            unique.Handle[string]
-	createdAt, authenticatedAt, lastSeen int64
-	idleTimeout, absoluteTimeout         time.Duration
-	data                                 string
-}
-
-// entry is a live session and its places in the Store's indexes.
+// entry is a live session, in a compact form: a memstore holds millions of
+// them, and this one fits the allocator's 144-byte size class.
+//
+// Its strings (ID, user ID, IP, and Data packed by packData) are one string,
+// text: one allocation instead of four, from which Get hands out substrings
+// without copying. Times are Unix nanoseconds (the contract asks only that
+// they compare Equal, so the zone is not kept). The user agent and the
+// policy are interned: most sessions share a handful of them.
+//
+// An entry's fields change only under Store.mu; readers copy it under the
+// read lock.
 type entry struct {
-	fields
+	hash session.TokenHash
+	text string
+	// idEnd, userEnd and ipEnd are where the ID, user ID and IP end in
+	// text; the packed data follows.
+	idEnd, userEnd, ipEnd                uint32
+	heapIndex                            int32 // position in Store.deadlines
+	userAgent                            unique.Handle[string]
+	policy                               unique.Handle[session.Policy]
+	createdAt, authenticatedAt, lastSeen int64
 	// prev and next link the sessions of one user in a circular list ordered
 	// by createdAt, so listing a user's sessions needs no sort.
 	prev, next *entry
-	sameKey    *entry // the next session in the same Store.byHash chain
-	heapIndex  int    // position in Store.deadlines
+	// links chain the entry to the next in its bucket of each index (only
+	// a user's oldest session is in the user index).
+	links [indexCount]*entry
 }
 
-// endedToken is what Ended answers for a token whose session ended.
+func (e *entry) id() string     { return e.text[:e.idEnd] }
+func (e *entry) userID() string { return e.text[e.idEnd:e.userEnd] }
+func (e *entry) ip() string     { return e.text[e.userEnd:e.ipEnd] }
+func (e *entry) data() string   { return e.text[e.ipEnd:] }
+
+// endedToken is what Ended answers for a token whose session ended. It
+// holds no pointer (its reason is a position in Store.reasons), so that the
+// garbage collector need not scan Store.ended: after a sweep of a million
+// sessions it holds a million tokens for a day.
 type endedToken struct {
-	reason        session.EndReason
 	at, keepUntil int64
+	reason        uint32
 }
 
-func (t endedToken) ending() session.Ending {
-	return session.Ending{Reason: t.reason, At: fromNanos(t.at), KeepUntil: fromNanos(t.keepUntil)}
+// ending returns tok as Ended answers it. The caller holds s.mu.
+func (s *Store) ending(tok endedToken) session.Ending {
+	return session.Ending{Reason: s.reasons[tok.reason], At: fromNanos(tok.at), KeepUntil: fromNanos(tok.keepUntil)}
 }
 
 // Create inserts a new record. It returns session.ErrConflict if a live
 // record has the same ID or token hash, and an error if one of its times lies
 // outside the years 1678 to 2262, which a memstore cannot hold.
 func (s *Store) Create(ctx context.Context, rec session.Record) error {
-	f := fields{
-		hash:            rec.TokenHash,
-		id:              rec.ID,
-		userID:          rec.UserID,
-		ip:              rec.IP,
-		userAgent:       unique.Make(rec.UserAgent),
-		idleTimeout:     rec.Policy.IdleTimeout,
-		absoluteTimeout: rec.Policy.AbsoluteTimeout,
-		data:            packData(rec.Data),
+	text := rec.ID + rec.UserID + rec.IP + packData(rec.Data)
+	if uint64(len(text)) > math.MaxUint32 {
+		return fmt.Errorf("memstore: session %.40q: ID, user ID, IP and data exceed 4 GiB", rec.ID)
+	}
+	e := &entry{
+		hash:      rec.TokenHash,
+		text:      text,
+		idEnd:     uint32(len(rec.ID)),
+		userEnd:   uint32(len(rec.ID) + len(rec.UserID)),
+		ipEnd:     uint32(len(rec.ID) + len(rec.UserID) + len(rec.IP)),
+		userAgent: unique.Make(rec.UserAgent),
+		policy:    unique.Make(rec.Policy),
 	}
 	var err error
-	if f.createdAt, err = session.UnixNanos("CreatedAt", rec.CreatedAt); err != nil {
+	if e.createdAt, err = session.UnixNanos("CreatedAt", rec.CreatedAt); err != nil {
 		return err
 	}
-	if f.authenticatedAt, err = session.UnixNanos("AuthenticatedAt", rec.AuthenticatedAt); err != nil {
+	if e.authenticatedAt, err = session.UnixNanos("AuthenticatedAt", rec.AuthenticatedAt); err != nil {
 		return err
 	}
-	if f.lastSeen, err = session.UnixNanos("LastActivity", rec.LastActivity); err != nil {
+	if e.lastSeen, err = session.UnixNanos("LastActivity", rec.LastActivity); err != nil {
 		return err
 	}
 
@@ -124,15 +152,14 @@ func (s *Store) Create(ctx context.Context, rec session.Record) error {
 	if s.closed {
 		return errClosed
 	}
-	if _, ok := s.byID[f.id]; ok {
-		return fmt.Errorf("%w: session ID %q", session.ErrConflict, f.id)
+	if s.findID(rec.ID) != nil {
+		return fmt.Errorf("%w: session ID %q", session.ErrConflict, rec.ID)
 	}
-	if s.lookup(f.hash) != nil {
-		return fmt.Errorf("%w: token hash of session %q", session.ErrConflict, f.id)
+	if s.lookup(e.hash) != nil {
+		return fmt.Errorf("%w: token hash of session %q", session.ErrConflict, rec.ID)
 	}
-	e := &entry{fields: f}
-	s.byID[e.id] = e
-	s.indexHash(e)
+	s.index[byID].insert(e, s.hashString(rec.ID))
+	s.index[byHash].insert(e, hashKey(e.hash))
 	s.linkUser(e)
 	heap.Push(&s.deadlines, e)
 	return nil
@@ -147,15 +174,15 @@ func (s *Store) Get(ctx context.Context, h session.TokenHash) (session.Record, e
 		return session.Record{}, errClosed
 	}
 	e := s.lookup(h)
-	var f fields
+	var found entry
 	if e != nil {
-		f = e.fields
+		found = *e
 	}
 	s.mu.RUnlock()
 	if e == nil {
 		return session.Record{}, session.ErrNotFound
 	}
-	return f.record(), nil
+	return found.record(), nil
 }
 
 // Touch moves the record's last activity forward to at. It returns
@@ -172,8 +199,8 @@ func (s *Store) Touch(ctx context.Context, id string, at time.Time) error {
 	if s.closed {
 		return errClosed
 	}
-	e, ok := s.byID[id]
-	if !ok {
+	e := s.findID(id)
+	if e == nil {
 		return session.ErrNotFound
 	}
 	if _, deadline := e.expiry(); deadline <= atNanos {
@@ -181,7 +208,7 @@ func (s *Store) Touch(ctx context.Context, id string, at time.Time) error {
 	}
 	if atNanos > e.lastSeen {
 		e.lastSeen = atNanos
-		heap.Fix(&s.deadlines, e.heapIndex)
+		heap.Fix(&s.deadlines, int(e.heapIndex))
 	}
 	return nil
 }
@@ -195,11 +222,16 @@ func (s *Store) SaveData(ctx context.Context, id string, data map[string]string)
 	if s.closed {
 		return errClosed
 	}
-	e, ok := s.byID[id]
-	if !ok {
+	e := s.findID(id)
+	if e == nil {
 		return session.ErrNotFound
 	}
-	e.data = packed
+	if uint64(e.ipEnd)+uint64(len(packed)) > math.MaxUint32 {
+		return fmt.Errorf("memstore: session %.40q: data exceeds 4 GiB", id)
+	}
+	// A new string, not a change to the old one: readers may hold
+	// substrings of it.
+	e.text = e.text[:e.ipEnd] + packed
 	return nil
 }
 
@@ -221,18 +253,18 @@ func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash
 	if s.closed {
 		return errClosed
 	}
-	e, ok := s.byID[id]
-	if !ok || e.hash != old {
+	e := s.findID(id)
+	if e == nil || e.hash != old {
 		return session.ErrNotFound
 	}
 	if other := s.lookup(new); other != nil && other != e {
-		return fmt.Errorf("%w: token hash of session %q", session.ErrConflict, other.id)
+		return fmt.Errorf("%w: token hash of session %q", session.ErrConflict, other.id())
 	}
-	s.unindexHash(e)
+	s.index[byHash].remove(e, hashKey(e.hash))
 	e.hash = new
-	s.indexHash(e)
+	s.index[byHash].insert(e, hashKey(e.hash))
 	e.authenticatedAt, e.lastSeen = auth, seen
-	heap.Fix(&s.deadlines, e.heapIndex)
+	heap.Fix(&s.deadlines, int(e.heapIndex))
 	return nil
 }
 
@@ -241,7 +273,7 @@ func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash
 // was none. Of concurrent calls for one record exactly one gets it. An e
 // whose times a Store cannot hold is refused before anything ends.
 func (s *Store) End(ctx context.Context, id string, e session.Ending) (session.Record, error) {
-	tok := endedToken{reason: e.Reason}
+	var tok endedToken
 	var err error
 	if tok.at, err = session.UnixNanos("ending time", e.At); err != nil {
 		return session.Record{}, err
@@ -254,62 +286,107 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (session.R
 		s.mu.Unlock()
 		return session.Record{}, errClosed
 	}
-	en, ok := s.byID[id]
-	if !ok {
+	en := s.findID(id)
+	if en == nil {
 		s.mu.Unlock()
 		return session.Record{}, session.ErrNotFound
 	}
 	s.remove(en)
-	heap.Remove(&s.deadlines, en.heapIndex)
+	heap.Remove(&s.deadlines, int(en.heapIndex))
+	tok.reason = s.reasonCode(e.Reason)
 	s.keepEnded(en.hash, tok)
-	f := en.fields
 	s.mu.Unlock()
-	return f.record(), nil
+	// No one else can reach en any more, so it is read without the lock.
+	return en.record(), nil
 }
 
 // EndExpired ends up to limit records whose deadline is at or before now,
 // and forgets up to limit ended tokens whose KeepUntil is at or before now.
-// It holds the Store's lock for one batch: O(limit log n). A limit below 1 is
-// an error, since it would make the batch unbounded.
+// A limit below 1 is an error, since it would make the batch unbounded.
+//
+// It works in chunks of sweepChunk under the lock, O(sweepChunk log n)
+// each, and lets other goroutines run between chunks, so that a sweep of a
+// million sessions delays requests by a chunk at a time rather than by a
+// whole batch.
 func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]session.Ended, error) {
 	if limit < 1 {
 		return nil, fmt.Errorf("memstore: EndExpired limit must be at least 1, got %d", limit)
 	}
 	nowNanos := clampNanos(now)
-	var expired []fields
-	var endings []endedToken
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, errClosed
-	}
-	for len(expired) < limit && len(s.deadlines) > 0 && s.deadlines[0].deadline() <= nowNanos {
-		e := heap.Pop(&s.deadlines).(*entry)
-		s.remove(e)
-		reason, at := e.expiry()
-		tok := endedToken{reason: reason, at: at, keepUntil: addNanos(at, keep)}
-		s.keepEnded(e.hash, tok)
-		expired = append(expired, e.fields)
-		endings = append(endings, tok)
-	}
-	for range limit {
-		if len(s.retention) == 0 || s.retention[0].keepUntil > nowNanos {
+	expired := make([]*entry, 0, min(limit, 1024))
+	forgotten := 0
+	var err error
+	for {
+		endChunk := min(sweepChunk, limit-len(expired))
+		forgetChunk := min(sweepChunk, limit-forgotten)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			err = errClosed
 			break
 		}
-		item := heap.Pop(&s.retention).(retentionItem)
+		before := len(expired)
+		expired = s.endExpired(expired, nowNanos, keep, endChunk)
+		forgot := s.forgetEnded(nowNanos, forgetChunk)
+		s.mu.Unlock()
+		forgotten += forgot
+		moreToEnd := len(expired)-before == endChunk && len(expired) < limit
+		moreToForget := forgot == forgetChunk && forgotten < limit
+		if !moreToEnd && !moreToForget {
+			break
+		}
+		// The lock is free now, but this goroutine still holds its
+		// processor: on a machine of few cores, requests ready to run
+		// would wait for the scheduler to preempt the sweep, up to 10ms.
+		runtime.Gosched()
+	}
+	if len(expired) == 0 {
+		return nil, err
+	}
+	// The ended entries are in no index any more, so no one else can reach
+	// them: they are read without the lock.
+	out := make([]session.Ended, len(expired))
+	for i, e := range expired {
+		reason, at := e.expiry()
+		ending := session.Ending{Reason: reason, At: fromNanos(at), KeepUntil: fromNanos(addNanos(at, keep))}
+		out[i] = session.Ended{Record: e.record(), Ending: ending}
+	}
+	return out, err
+}
+
+// endExpired ends up to n sessions whose deadline is at or before now,
+// appending them to expired. The caller holds s.mu.
+func (s *Store) endExpired(expired []*entry, now int64, keep time.Duration, n int) []*entry {
+	for range n {
+		e := s.deadlines.first()
+		if e == nil || e.deadline() > now {
+			break
+		}
+		heap.Pop(&s.deadlines)
+		s.remove(e)
+		reason, at := e.expiry()
+		s.keepEnded(e.hash, endedToken{reason: s.reasonCode(reason), at: at, keepUntil: addNanos(at, keep)})
+		expired = append(expired, e)
+	}
+	return expired
+}
+
+// forgetEnded forgets up to n ended tokens whose KeepUntil is at or before
+// now, and returns how many it looked at. The caller holds s.mu.
+func (s *Store) forgetEnded(now int64, n int) int {
+	looked := 0
+	for ; looked < n; looked++ {
+		if item, ok := s.retention.first(); !ok || item.keepUntil > now {
+			break
+		}
+		item := s.retention.removeFirst()
 		// A token may have ended again after this item was queued (its
 		// record re-created): only the item matching its latest ending counts.
 		if tok, ok := s.ended[item.hash]; ok && tok.keepUntil == item.keepUntil {
 			delete(s.ended, item.hash)
 		}
 	}
-	s.mu.Unlock()
-
-	out := make([]session.Ended, len(expired))
-	for i, f := range expired {
-		out[i] = session.Ended{Record: f.record(), Ending: endings[i].ending()}
-	}
-	return out, nil
+	return looked
 }
 
 // Ended returns why the session with token hash h ended, or
@@ -321,11 +398,15 @@ func (s *Store) Ended(ctx context.Context, h session.TokenHash) (session.Ending,
 		return session.Ending{}, errClosed
 	}
 	tok, ok := s.ended[h]
+	var ending session.Ending
+	if ok {
+		ending = s.ending(tok)
+	}
 	s.mu.RUnlock()
 	if !ok {
 		return session.Ending{}, session.ErrNotFound
 	}
-	return tok.ending(), nil
+	return ending, nil
 }
 
 // Count returns the number of records (session.CountingStore).
@@ -335,7 +416,7 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 	if s.closed {
 		return 0, errClosed
 	}
-	return len(s.byID), nil
+	return s.index[byID].n, nil
 }
 
 // List returns the live records of userID, or of every user when userID is
@@ -343,52 +424,53 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 // user's sessions are read from their own list; every user's are read and
 // sorted in full, under a read lock that holds back writers meanwhile.
 func (s *Store) List(ctx context.Context, userID string, limit int) ([]session.Record, error) {
-	var found []fields
+	var found []entry
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
 		return nil, errClosed
 	}
 	if userID != "" {
-		if head, ok := s.byUser[userID]; ok {
+		if head := s.findUser(userID); head != nil {
 			for e := head; ; e = e.next {
-				found = append(found, e.fields)
+				found = append(found, *e)
 				if e.next == head || len(found) == limit {
 					break
 				}
 			}
 		}
 	} else {
-		found = make([]fields, 0, len(s.byID))
-		for _, e := range s.byID {
-			found = append(found, e.fields)
-		}
+		found = make([]entry, 0, s.index[byID].n)
+		s.index[byID].all(func(e *entry) bool {
+			found = append(found, *e)
+			return true
+		})
 	}
 	s.mu.RUnlock()
 
 	if userID == "" {
-		slices.SortFunc(found, func(a, b fields) int {
+		slices.SortFunc(found, func(a, b entry) int {
 			if c := cmp.Compare(a.createdAt, b.createdAt); c != 0 {
 				return c
 			}
-			return cmp.Compare(a.id, b.id)
+			return cmp.Compare(a.id(), b.id())
 		})
 		if limit > 0 && len(found) > limit {
 			found = found[:limit]
 		}
 	}
 	recs := make([]session.Record, len(found))
-	for i, f := range found {
-		recs[i] = f.record()
+	for i := range found {
+		recs[i] = found[i].record()
 	}
 	return recs, nil
 }
 
-// Ping reports whether the Store is open.
 // InMemory tells the Manager that calls never wait on I/O, so it need not
 // bound them with a timer (session.InMemoryStore).
 func (s *Store) InMemory() {}
 
+// Ping reports whether the Store is open.
 func (s *Store) Ping(ctx context.Context) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -404,73 +486,72 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	s.byHash, s.byID, s.byUser, s.ended = nil, nil, nil, nil
-	s.deadlines, s.retention = nil, nil
+	for i := range s.index {
+		s.index[i] = chainedIndex{}
+	}
+	s.ended = nil
+	s.deadlines, s.retention = deadlineHeap{}, retentionHeap{}
 	return nil
 }
 
 // remove takes e out of the hash, ID and user indexes; the caller removes it
 // from the deadline heap.
 func (s *Store) remove(e *entry) {
-	s.unindexHash(e)
-	delete(s.byID, e.id)
+	s.index[byHash].remove(e, hashKey(e.hash))
+	s.index[byID].remove(e, s.hashString(e.id()))
 	s.unlinkUser(e)
+}
+
+// reasonCode returns the position of reason in s.reasons, adding it if
+// new. The caller holds s.mu for writing.
+func (s *Store) reasonCode(reason session.EndReason) uint32 {
+	code, ok := s.reasonCodes[reason]
+	if !ok {
+		code = uint32(len(s.reasons))
+		s.reasons = append(s.reasons, reason)
+		s.reasonCodes[reason] = code
+	}
+	return code
 }
 
 // keepEnded remembers tok as the ending of the token hashing to h.
 func (s *Store) keepEnded(h session.TokenHash, tok endedToken) {
 	s.ended[h] = tok
-	heap.Push(&s.retention, retentionItem{keepUntil: tok.keepUntil, hash: h})
+	s.retention.add(retentionItem{keepUntil: tok.keepUntil, hash: h})
 }
 
-// hashKey is the Store.byHash key of h.
+// hashKey is the hash of h in the hash index: its first 64 bits. A token
+// hash, being SHA-256 output, needs no rehashing.
 func hashKey(h session.TokenHash) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
+
+// hashString is the hash of an ID or user ID in their indexes. It is
+// seeded per Store, so that no one can choose IDs that share a bucket.
+func (s *Store) hashString(str string) uint64 { return maphash.String(s.seed, str) }
 
 // lookup returns the live session with token hash h, or nil.
 func (s *Store) lookup(h session.TokenHash) *entry {
-	for e := s.byHash[hashKey(h)]; e != nil; e = e.sameKey {
-		if e.hash == h {
-			return e
-		}
-	}
-	return nil
+	return s.index[byHash].find(hashKey(h), func(e *entry) bool { return e.hash == h })
 }
 
-// indexHash adds e to the hash index under e.hash.
-func (s *Store) indexHash(e *entry) {
-	k := hashKey(e.hash)
-	e.sameKey = s.byHash[k]
-	s.byHash[k] = e
+// findID returns the live session with ID id, or nil.
+func (s *Store) findID(id string) *entry {
+	return s.index[byID].find(s.hashString(id), func(e *entry) bool { return e.id() == id })
 }
 
-// unindexHash takes e out of the hash index.
-func (s *Store) unindexHash(e *entry) {
-	k := hashKey(e.hash)
-	if first := s.byHash[k]; first == e {
-		if e.sameKey == nil {
-			delete(s.byHash, k)
-		} else {
-			s.byHash[k] = e.sameKey
-		}
-	} else {
-		for first.sameKey != e {
-			first = first.sameKey
-		}
-		first.sameKey = e.sameKey
-	}
-	e.sameKey = nil
+// findUser returns the oldest live session of userID, or nil.
+func (s *Store) findUser(userID string) *entry {
+	return s.index[byUser].find(s.hashString(userID), func(e *entry) bool { return e.userID() == userID })
 }
 
 // linkUser adds e to its user's list, after every session created no later.
 func (s *Store) linkUser(e *entry) {
-	head, ok := s.byUser[e.userID]
-	if !ok {
+	h := s.hashString(e.userID())
+	head := s.findUser(e.userID())
+	if head == nil {
 		e.prev, e.next = e, e
-		s.byUser[e.userID] = e
+		s.index[byUser].insert(e, h)
 		return
 	}
-	// One copy of the user ID serves all of the user's sessions.
-	e.userID = head.userID
 	// New sessions are usually the newest: search from the tail.
 	after := head.prev
 	for after.createdAt > e.createdAt && after != head {
@@ -479,7 +560,8 @@ func (s *Store) linkUser(e *entry) {
 	if after == head && head.createdAt > e.createdAt {
 		// Older than every session of the user: e becomes the head.
 		after = head.prev
-		s.byUser[e.userID] = e
+		s.index[byUser].remove(head, h)
+		s.index[byUser].insert(e, h)
 	}
 	e.prev, e.next = after, after.next
 	after.next.prev = e
@@ -488,22 +570,26 @@ func (s *Store) linkUser(e *entry) {
 
 // unlinkUser takes e out of its user's list.
 func (s *Store) unlinkUser(e *entry) {
+	h := s.hashString(e.userID())
 	if e.next == e {
-		delete(s.byUser, e.userID)
+		s.index[byUser].remove(e, h)
 	} else {
-		e.prev.next, e.next.prev = e.next, e.prev
-		if s.byUser[e.userID] == e {
-			s.byUser[e.userID] = e.next
+		if s.findUser(e.userID()) == e {
+			// The next oldest becomes the head.
+			s.index[byUser].remove(e, h)
+			s.index[byUser].insert(e.next, h)
 		}
+		e.prev.next, e.next.prev = e.next, e.prev
 	}
 	e.prev, e.next = nil, nil
 }
 
 // expiry returns how and when the session ends if nothing else ends it
 // first, as session.Info.Expiry does, in Unix nanoseconds.
-func (f *fields) expiry() (session.EndReason, int64) {
-	idle := addNanos(f.lastSeen, f.idleTimeout)
-	abs := addNanos(f.authenticatedAt, f.absoluteTimeout)
+func (e *entry) expiry() (session.EndReason, int64) {
+	p := e.policy.Value()
+	idle := addNanos(e.lastSeen, p.IdleTimeout)
+	abs := addNanos(e.authenticatedAt, p.AbsoluteTimeout)
 	if abs <= idle {
 		return session.ReasonAbsolute, abs
 	}
@@ -511,26 +597,26 @@ func (f *fields) expiry() (session.EndReason, int64) {
 }
 
 // deadline is the instant from which the session is expired.
-func (f *fields) deadline() int64 {
-	_, at := f.expiry()
+func (e *entry) deadline() int64 {
+	_, at := e.expiry()
 	return at
 }
 
-// record returns f as a session.Record, with fresh Data the caller may change.
-func (f *fields) record() session.Record {
+// record returns e as a session.Record, with fresh Data the caller may change.
+func (e *entry) record() session.Record {
 	return session.Record{
 		Info: session.Info{
-			ID:              f.id,
-			UserID:          f.userID,
-			CreatedAt:       fromNanos(f.createdAt),
-			AuthenticatedAt: fromNanos(f.authenticatedAt),
-			LastActivity:    fromNanos(f.lastSeen),
-			Policy:          session.Policy{IdleTimeout: f.idleTimeout, AbsoluteTimeout: f.absoluteTimeout},
-			IP:              f.ip,
-			UserAgent:       f.userAgent.Value(),
+			ID:              e.id(),
+			UserID:          e.userID(),
+			CreatedAt:       fromNanos(e.createdAt),
+			AuthenticatedAt: fromNanos(e.authenticatedAt),
+			LastActivity:    fromNanos(e.lastSeen),
+			Policy:          e.policy.Value(),
+			IP:              e.ip(),
+			UserAgent:       e.userAgent.Value(),
 		},
-		TokenHash: f.hash,
-		Data:      unpackData(f.data),
+		TokenHash: e.hash,
+		Data:      unpackData(e.data()),
 	}
 }
 

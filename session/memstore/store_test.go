@@ -3,12 +3,14 @@ package memstore
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/sessionguard/sessionguard/session"
 	"github.com/sessionguard/sessionguard/session/storetest"
@@ -349,41 +351,48 @@ func (s *Store) checkIndexes(t *testing.T, want int) {
 	t.Helper()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if len(s.byID) != want || len(s.deadlines) != want {
-		t.Fatalf("indexes hold %d by ID, %d by deadline; want %d", len(s.byID), len(s.deadlines), want)
+	if s.index[byID].n != want || s.deadlines.Len() != want {
+		t.Fatalf("indexes hold %d by ID, %d by deadline; want %d", s.index[byID].n, s.deadlines.Len(), want)
 	}
-	hashed := 0
-	for k, first := range s.byHash {
-		for e := first; e != nil; e = e.sameKey {
-			if hashKey(e.hash) != k || s.byID[e.id] != e {
-				t.Fatalf("entry %s is in the wrong hash chain", e.id)
-			}
-			hashed++
+	for i := range s.index {
+		s.index[i].check(t)
+	}
+	counted := 0
+	s.index[byHash].all(func(e *entry) bool {
+		if s.findID(e.id()) != e {
+			t.Fatalf("entry %s found by hash is not the one found by ID", e.id())
 		}
+		counted++
+		return true
+	})
+	if counted != want {
+		t.Fatalf("the hash index holds %d sessions, want %d", counted, want)
 	}
-	if hashed != want {
-		t.Fatalf("hash chains hold %d sessions, want %d", hashed, want)
-	}
-	for i, e := range s.deadlines {
-		if e.heapIndex != i {
-			t.Fatalf("entry %s at heap position %d thinks it is at %d", e.id, i, e.heapIndex)
+	for i := range s.deadlines.Len() {
+		e := *s.deadlines.items.at(i)
+		if int(e.heapIndex) != i {
+			t.Fatalf("entry %s at heap position %d thinks it is at %d", e.id(), i, e.heapIndex)
 		}
-		if parent := (i - 1) / 2; i > 0 && s.deadlines[parent].deadline() > e.deadline() {
+		if parent := (i - 1) / 2; i > 0 && (*s.deadlines.items.at(parent)).deadline() > e.deadline() {
 			t.Fatalf("heap out of order at %d", i)
 		}
-		if s.byID[e.id] != e || s.lookup(e.hash) != e {
-			t.Fatalf("entry %s in the heap is not the one indexed by ID and hash", e.id)
+		if s.findID(e.id()) != e || s.lookup(e.hash) != e {
+			t.Fatalf("entry %s in the heap is not the one indexed by ID and hash", e.id())
 		}
 	}
 	linked := 0
-	for user, head := range s.byUser {
+	s.index[byUser].all(func(head *entry) bool {
+		user := head.userID()
+		if s.findUser(user) != head {
+			t.Fatalf("the user index does not find %q's head", user)
+		}
 		prev := head.prev
 		for e := head; ; e = e.next {
-			if e.userID != user || e.prev != prev || s.byID[e.id] != e {
-				t.Fatalf("user list of %q is broken at %s", user, e.id)
+			if e.userID() != user || e.prev != prev || s.findID(e.id()) != e {
+				t.Fatalf("user list of %q is broken at %s", user, e.id())
 			}
 			if e != head && cmp.Compare(prev.createdAt, e.createdAt) > 0 {
-				t.Fatalf("user list of %q is out of order at %s", user, e.id)
+				t.Fatalf("user list of %q is out of order at %s", user, e.id())
 			}
 			linked++
 			prev = e
@@ -391,8 +400,115 @@ func (s *Store) checkIndexes(t *testing.T, want int) {
 				break
 			}
 		}
-	}
+		return true
+	})
 	if linked != want {
 		t.Fatalf("user lists hold %d sessions, want %d", linked, want)
+	}
+}
+
+// check fails t if an entry is not in the bucket its hash names, or the
+// count is wrong.
+func (x *chainedIndex) check(t *testing.T) {
+	t.Helper()
+	n := 0
+	x.all(func(e *entry) bool {
+		if x.find(x.hashOf(e), func(f *entry) bool { return f == e }) != e {
+			t.Fatalf("index %d: an entry is not in the bucket of its hash", x.link)
+		}
+		n++
+		return true
+	})
+	if n != x.n {
+		t.Fatalf("index %d holds %d entries but counts %d", x.link, n, x.n)
+	}
+}
+
+// TestEntrySize keeps an entry in the allocator's 144-byte size class: a
+// field more moves every session to the 160-byte class.
+func TestEntrySize(t *testing.T) {
+	if size := unsafe.Sizeof(entry{}); size > 144 {
+		t.Errorf("an entry takes %d bytes, more than 144", size)
+	}
+}
+
+// TestManySessions grows the indexes through several sizes, with removals
+// while their buckets are being moved, and sweeps across chunk boundaries
+// of the heaps (chunkLen) and of EndExpired (sweepChunk).
+func TestManySessions(t *testing.T) {
+	ctx := t.Context()
+	s := New()
+	const n = 3*chunkLen + 100
+	recs := make([]session.Record, n)
+	for i := range recs {
+		// Several sessions per user, created out of order, so that users'
+		// heads change; deadlines spread over n seconds.
+		recs[i] = storetest.NewRecord(fmt.Sprintf("user-%d", i%97), base.Add(time.Duration(i%13)*time.Second), policy)
+		recs[i].LastActivity = base.Add(time.Duration(i) * time.Second)
+		if err := s.Create(ctx, recs[i]); err != nil {
+			t.Fatal(err)
+		}
+		if i%5 == 4 { // end some while the indexes grow
+			if _, err := s.End(ctx, recs[i-2].ID, session.Ending{Reason: session.ReasonRevoked, At: base, KeepUntil: base}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%1000 == 0 {
+			s.checkIndexes(t, i+1-(i+1)/5)
+		}
+	}
+	live := n - n/5
+	s.checkIndexes(t, live)
+	revoked := func(i int) bool { return i%5 == 2 && i+2 < n }
+
+	// Expire the first half, by LastActivity, and sweep it in batches that
+	// are not a multiple of sweepChunk.
+	now := base.Add(policy.IdleTimeout + time.Duration(n/2)*time.Second)
+	wantEnded := 0
+	for i, rec := range recs {
+		if !revoked(i) && rec.Expired(now) {
+			wantEnded++
+		}
+	}
+	ended := make(map[string]bool)
+	for {
+		batch, err := s.EndExpired(ctx, now, time.Hour, 150)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range batch {
+			if ended[e.ID] || !e.Expired(now) || e.Reason != session.ReasonIdle {
+				t.Fatalf("EndExpired ended %s (%s, expired: %v, ended before: %v)", e.ID, e.Reason, e.Expired(now), ended[e.ID])
+			}
+			ended[e.ID] = true
+		}
+		if len(batch) < 150 {
+			break
+		}
+	}
+	if len(ended) != wantEnded {
+		t.Errorf("EndExpired ended %d sessions, want %d", len(ended), wantEnded)
+	}
+	s.checkIndexes(t, live-wantEnded)
+	for i, rec := range recs {
+		_, err := s.Get(ctx, rec.TokenHash)
+		if gone := revoked(i) || ended[rec.ID]; gone != errors.Is(err, session.ErrNotFound) {
+			t.Fatalf("session %d: Get: %v, ended: %v", i, err, gone)
+		}
+	}
+
+	// Past every deadline and KeepUntil, the rest end and every ended token
+	// is forgotten, in batches too.
+	later := now.Add(10 * time.Hour)
+	for range 1000 {
+		if _, err := s.EndExpired(ctx, later, time.Hour, 150); err != nil {
+			t.Fatal(err)
+		}
+		if s.retention.Len() == 0 {
+			break
+		}
+	}
+	if len(s.ended) != 0 || s.retention.Len() != 0 {
+		t.Errorf("%d ended tokens (%d queued) remain past their KeepUntil", len(s.ended), s.retention.Len())
 	}
 }
