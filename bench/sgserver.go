@@ -63,13 +63,20 @@ func mountSessionguard(ctx context.Context, mux *http.ServeMux, o serveOptions) 
 		return nil, err
 	}
 	counted := &countingStore{Store: store}
+	var managed session.Store = counted
+	if _, ok := store.(session.InMemoryStore); ok {
+		// The wrapper must keep the memory store's InMemory ability, or the
+		// Manager would arm a timeout timer on every call, which no real
+		// user of the memory store pays.
+		managed = inMemoryCountingStore{counted}
+	}
 	var ended atomic.Int64
 	var clock session.Clock = session.SystemClock
 	if o.clockStep > 0 {
 		clock = &steppingClock{start: time.Now(), step: o.clockStep, every: o.stepEvery}
 	}
 	cfg := session.Config{
-		Store:  counted,
+		Store:  managed,
 		Clock:  clock,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Observers: []session.Observer{session.ObserverFunc(func(ctx context.Context, e session.Event) {
@@ -230,6 +237,11 @@ type writeCounts struct {
 	// costs the store.
 	Total int64 `json:"total"`
 }
+
+// inMemoryCountingStore is a countingStore around an in-memory store.
+type inMemoryCountingStore struct{ *countingStore }
+
+func (inMemoryCountingStore) InMemory() {}
 
 func (s *countingStore) counts() writeCounts {
 	c := writeCounts{

@@ -80,11 +80,12 @@ func (c CookieConfig) sessionCookie(name, token string) *http.Cookie {
 // of the request on the hot path.
 func tokenFrom(r *http.Request, name string) (string, bool) {
 	for _, line := range r.Header["Cookie"] {
-		for part := range strings.SplitSeq(line, ";") {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
 			part = strings.TrimSpace(part)
-			k, v, ok := strings.Cut(part, "=")
-			if ok && k == name {
-				return strings.Trim(v, `"`), true
+			if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
+				return strings.Trim(part[len(name)+1:], `"`), true
 			}
 		}
 	}

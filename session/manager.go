@@ -331,7 +331,7 @@ func (m *Manager) renew(w http.ResponseWriter, r *http.Request, reauth bool) err
 	authAt, last := info.AuthenticatedAt, info.LastActivity
 	if reauth {
 		authAt, last = now, now
-	} else if !st.isPassive() && now.After(last) {
+	} else if !st.isPassive(r) && now.After(last) {
 		last = now
 	}
 	token, hash := newToken()

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -129,6 +130,27 @@ func TestPassiveRequestsDoNotCountAsActivity(t *testing.T) {
 				t.Fatal("passive polling kept the session alive past the idle timeout")
 			}
 		})
+	}
+}
+
+// TestPassiveOutsideHandler wraps Passive around Require with no Handler
+// outside it: the route is still passive.
+func TestPassiveOutsideHandler(t *testing.T) {
+	h := newHarness(t, nil)
+	tok := h.login("alice")
+	status := session.Passive(h.m.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	for at := 10 * time.Second; at < idle; at += 10 * time.Second {
+		h.clock.Set(t0.Add(at))
+		r := httptest.NewRequest("GET", "/status", nil)
+		r.Header.Set("Cookie", h.m.CookieName()+"="+tok)
+		w := httptest.NewRecorder()
+		status.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			t.Fatalf("passive request at %v: %d", at, w.Code)
+		}
+	}
+	if n := h.store.touches.Load(); n != 0 {
+		t.Errorf("passive requests wrote activity %d times", n)
 	}
 }
 
@@ -661,6 +683,61 @@ func TestAuthenticatedResponsesAreNotCached(t *testing.T) {
 	w := h.do("GET", "/private", tok)
 	if got := w.Header().Get("Cache-Control"); got != "no-store" {
 		t.Errorf("Cache-Control = %q on an authenticated response", got)
+	}
+	if got := w.Header().Values("Vary"); len(got) != 1 || got[0] != "Cookie" {
+		t.Errorf("Vary = %q on an authenticated response, want Cookie", got)
+	}
+	// A Vary set before the middleware keeps its values.
+	outer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Accept-Encoding")
+		h.h.ServeHTTP(w, r)
+	})
+	r := httptest.NewRequest("GET", "/private", nil)
+	r.Header.Set("Cookie", h.m.CookieName()+"="+tok)
+	w = httptest.NewRecorder()
+	outer.ServeHTTP(w, r)
+	if got := strings.Join(w.Header().Values("Vary"), ", "); got != "Accept-Encoding, Cookie" {
+		t.Errorf("Vary = %q, want Accept-Encoding, Cookie", got)
+	}
+}
+
+// TestRequestContext checks the context a handler gets: the session is found
+// from contexts derived from it, the values and the cancellation of the
+// request's own context still reach them, and printing it shows no secret.
+func TestRequestContext(t *testing.T) {
+	h := newHarness(t, nil)
+	tok := h.login("alice")
+	type key struct{}
+	base, cancelRequest := context.WithCancel(context.WithValue(context.Background(), key{}, "outer"))
+	var derived context.Context
+	var printed string
+	handler := h.m.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Hour)
+		defer cancel()
+		derived = context.WithoutCancel(ctx)
+		if s := session.FromContext(ctx); s == nil || s.UserID() != "alice" {
+			t.Errorf("a derived context has session %v", s)
+		}
+		if v := ctx.Value(key{}); v != "outer" {
+			t.Errorf("the request context's value = %v", v)
+		}
+		cancelRequest()
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+			t.Error("cancelling the request did not reach a context derived from the handler's")
+		}
+		printed = fmt.Sprint(r.Context())
+	}))
+	r := httptest.NewRequestWithContext(base, "GET", "/private", nil)
+	r.Header.Set("Cookie", h.m.CookieName()+"="+tok)
+	handler.ServeHTTP(httptest.NewRecorder(), r)
+	if session.FromContext(derived) == nil {
+		t.Error("the session is lost after WithoutCancel")
+	}
+	hash := sha256.Sum256([]byte(tok))
+	if strings.Contains(printed, "alice") || strings.Contains(printed, base64.RawURLEncoding.EncodeToString(hash[:])) || strings.Contains(printed, fmt.Sprint(hash[:4])) {
+		t.Errorf("the printed context shows the session: %s", printed)
 	}
 }
 

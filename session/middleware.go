@@ -3,34 +3,63 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// requestState is what the middleware learned about a request's session. It
-// lives in the request's context.
+// requestState is what the middleware learned about a request's session.
+// It is also the context of the request the handler gets: it wraps the
+// request's own context and answers for stateKey itself, which saves the
+// allocation of a context.WithValue on every request.
 type requestState struct {
+	context.Context // the request's context, as it came to the middleware
+
 	m  *Manager
 	at time.Time // when the request arrived: the instant of its activity
 
-	mu      sync.Mutex
-	sess    *Session  // nil: not signed in
-	reason  EndReason // why the presented token no longer works, when known
-	err     error     // the store failed: nobody can be treated as signed in
-	passive bool      // the request does not count as activity
+	// passive is set by Passive inside the middleware. Headers and a Passive
+	// outside it are read only when a touch is due (see isPassive).
+	passive atomic.Bool
+
+	mu     sync.Mutex
+	sess   *Session  // nil: not signed in
+	reason EndReason // why the presented token no longer works, when known
+	err    error     // the store failed: nobody can be treated as signed in
 
 	// own holds the request's session when it was loaded with the request,
 	// so that both take one allocation.
 	own Session
 }
 
+// Value returns the state itself for stateKey and asks the wrapped context
+// for any other key.
+func (st *requestState) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return st
+	}
+	return st.Context.Value(key)
+}
+
+// String names the context as context.WithValue would, and never prints the
+// session: fmt would otherwise show the token hash in a log line.
+func (st *requestState) String() string {
+	parent := "context"
+	if s, ok := st.Context.(fmt.Stringer); ok {
+		parent = s.String()
+	}
+	return parent + ".WithValue(session.stateKey, *session.requestState)"
+}
+
 // get returns the request's session, why it has none, and the store's error.
 func (st *requestState) get() (*Session, EndReason, error) {
 	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.sess, st.reason, st.err
+	s, reason, err := st.sess, st.reason, st.err
+	st.mu.Unlock()
+	return s, reason, err
 }
 
 // set records the request's new session (after a login) or that it has none
@@ -41,10 +70,12 @@ func (st *requestState) set(s *Session, reason EndReason) {
 	st.sess, st.reason, st.err = s, reason, nil
 }
 
-func (st *requestState) isPassive() bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.passive
+// isPassive reports whether r, the request of st, does not count as
+// activity: a Passive route (inside or outside the middleware) or a passive
+// header. It is asked only when a touch is due, so most requests never read
+// those headers.
+func (st *requestState) isPassive(r *http.Request) bool {
+	return st.passive.Load() || r.Context().Value(passiveKey{}) != nil || passiveHeaders(r)
 }
 
 type stateKey struct{}
@@ -52,6 +83,10 @@ type stateKey struct{}
 type passiveKey struct{}
 
 func stateFrom(ctx context.Context) *requestState {
+	// A handler's own r.Context() is the state itself: no walk up the chain.
+	if st, ok := ctx.(*requestState); ok {
+		return st
+	}
 	st, _ := ctx.Value(stateKey{}).(*requestState)
 	return st
 }
@@ -78,10 +113,14 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 		if st.sess != nil {
 			h := w.Header()
 			h["Cache-Control"] = noStore
-			h["Vary"] = append(h["Vary"], "Cookie")
+			if v := h["Vary"]; len(v) > 0 {
+				h["Vary"] = append(v, "Cookie")
+			} else {
+				h["Vary"] = varyCookie
+			}
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
-		m.recordActivity(r.Context(), st)
+		next.ServeHTTP(w, r.WithContext(st))
+		m.recordActivity(r, st)
 	})
 }
 
@@ -109,9 +148,7 @@ func (m *Manager) Require(next http.Handler) http.Handler {
 func Passive(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if st := stateFrom(r.Context()); st != nil {
-			st.mu.Lock()
-			st.passive = true
-			st.mu.Unlock()
+			st.passive.Store(true)
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -167,7 +204,7 @@ func (m *Manager) requestState(r *http.Request) *requestState {
 // before any store lookup; a well-formed one the store does not know is
 // simply "not signed in": the server never adopts a token it did not issue.
 func (m *Manager) load(r *http.Request) *requestState {
-	st := &requestState{m: m, at: m.clock.Now(), passive: isPassive(r)}
+	st := &requestState{Context: r.Context(), m: m, at: m.clock.Now()}
 	token, ok := tokenFrom(r, m.cookieName)
 	if !ok {
 		return st
@@ -199,28 +236,28 @@ func (m *Manager) load(r *http.Request) *requestState {
 		}
 		return st
 	}
-	st.own = Session{m: m, rec: rec}
+	st.own.m, st.own.rec = m, rec
 	st.sess = &st.own
 	return st
 }
 
-// recordActivity writes the request's activity to the store after the
-// handler ran, unless the request was passive or the last write is recent
-// (touch throttling). Waiting for the handler lets a route wrapped in
-// Passive, or a Logout, decide first.
-func (m *Manager) recordActivity(ctx context.Context, st *requestState) {
+// recordActivity writes the activity of r, whose state is st, to the store
+// after the handler ran, unless the last write is recent (touch throttling)
+// or the request was passive. Waiting for the handler lets a route wrapped
+// in Passive, or a Logout, decide first.
+func (m *Manager) recordActivity(r *http.Request, st *requestState) {
 	sess, _, _ := st.get()
-	if sess == nil || st.isPassive() {
+	if sess == nil {
 		return
 	}
-	info := sess.info()
-	interval := m.TouchInterval(info.Policy)
-	if st.at.Sub(info.LastActivity) < interval || !m.claims.claim(info.ID, st.at, interval) {
+	id, last, policy := sess.activity()
+	interval := m.TouchInterval(policy)
+	if st.at.Before(last.Add(interval)) || st.isPassive(r) || !m.claims.claim(id, st.at, interval) {
 		return
 	}
-	if err := sess.touch(ctx, st.at); err != nil && !errors.Is(err, ErrNotFound) {
-		m.claims.release(info.ID)
-		m.log.Warn("session: could not record activity", "session", info.ID, "err", err)
+	if err := sess.touch(r.Context(), st.at); err != nil && !errors.Is(err, ErrNotFound) {
+		m.claims.release(id)
+		m.log.Warn("session: could not record activity", "session", id, "err", err)
 	}
 }
 
@@ -229,7 +266,12 @@ func (m *Manager) recordActivity(ctx context.Context, st *requestState) {
 // gets a copy.
 var noStore = []string{"no-store"}[:1:1]
 
-func isPassive(r *http.Request) bool {
+// varyCookie is the shared Vary header of responses with a session, when the
+// handler set none before; like noStore, a handler that appends gets a copy.
+var varyCookie = []string{"Cookie"}[:1:1]
+
+// passiveHeaders reports whether r's headers mark it passive.
+func passiveHeaders(r *http.Request) bool {
 	// The header map's keys are canonical already: index it directly
 	// instead of paying Header.Get's canonicalisation on every request.
 	if v := r.Header["Session-Activity"]; len(v) > 0 && strings.EqualFold(v[0], "passive") {

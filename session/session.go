@@ -26,6 +26,13 @@ func (s *Session) info() Info {
 	return s.rec.Info
 }
 
+// activity returns what touch throttling needs, without copying all of Info.
+func (s *Session) activity() (id string, last time.Time, p Policy) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec.ID, s.rec.LastActivity, s.rec.Policy
+}
+
 func (s *Session) tokenHash() TokenHash {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -42,10 +49,18 @@ func (s *Session) renewed(h TokenHash, authAt, last time.Time) {
 func (s *Session) Info() Info { return s.info() }
 
 // ID is the session's public ID.
-func (s *Session) ID() string { return s.info().ID }
+func (s *Session) ID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec.ID
+}
 
 // UserID is the signed-in user.
-func (s *Session) UserID() string { return s.info().UserID }
+func (s *Session) UserID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec.UserID
+}
 
 // IdleRemaining is the time left before the session ends for inactivity, as
 // the store has it now (a request's own activity is written after its
