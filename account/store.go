@@ -47,9 +47,18 @@ type Options struct {
 	// on two cores.
 	MaxWaitingHashes int
 
-	// Clock tells the time of creations and password changes. The default
-	// is time.Now.
+	// Clock tells the time of creations and password changes, and when a
+	// cached user goes stale. The default is time.Now.
 	Clock func() time.Time
+
+	// CacheTTL is how long Get may answer from memory with a user it read
+	// from the database. Changes made through this Store are seen at once
+	// whatever the TTL; changes made by another process on the same
+	// database (the command line's "user disable", another server on
+	// PostgreSQL) are seen within it. Password checks always read the
+	// database. The default is one second; a negative value turns the cache
+	// off, so every Get reads the database.
+	CacheTTL time.Duration
 
 	// Logger receives problems that are not the caller's (a corrupt stored
 	// hash, a failed re-hash). The default is slog.Default().
@@ -64,6 +73,7 @@ type Store struct {
 	gate   *hashGate
 	now    func() time.Time
 	log    *slog.Logger
+	cache  *userCache // nil when turned off
 
 	// dummyHash is verified for unknown and disabled users, so that they
 	// cost the same work as real ones.
@@ -95,6 +105,11 @@ func NewStore(ctx context.Context, db *sqldb.DB, opts Options) (*Store, error) {
 		waiting = 64
 	}
 	s.gate = newHashGate(concurrent, waiting)
+	ttl := opts.CacheTTL
+	if ttl == 0 {
+		ttl = time.Second
+	}
+	s.cache = newUserCache(ttl, s.now)
 	var err error
 	// Whether the dummy matches is never asked; it only has to cost what a
 	// real hash costs.
@@ -142,6 +157,7 @@ func (s *Store) Create(ctx context.Context, name, password string, role Role) er
 	if err != nil {
 		return err
 	}
+	defer s.cache.forget(u.Name)
 	return s.insert(ctx, s.db.DB, u, hash)
 }
 
@@ -154,6 +170,8 @@ func (s *Store) CreateFirstAdmin(ctx context.Context, name, password string) (er
 	if err != nil {
 		return err
 	}
+	// Deferred before the transaction, so that it runs after the commit.
+	defer s.cache.forget(u.Name)
 	tx, err := s.db.BeginTx(ctx, nil) // SQLite: BEGIN IMMEDIATE, which serialises writers
 	if err != nil {
 		return fmt.Errorf("account: create first admin: %w", err)
@@ -221,9 +239,22 @@ func (s *Store) insert(ctx context.Context, db execer, u User, hash string) erro
 }
 
 // Get returns the user called name (in any letter case), or an error
-// wrapping ErrNotFound (also for a name that could not exist).
+// wrapping ErrNotFound (also for a name that could not exist). The user may
+// come from memory, up to Options.CacheTTL old as far as other processes'
+// changes go; this Store's own changes are seen at once.
 func (s *Store) Get(ctx context.Context, name string) (User, error) {
-	u, _, err := s.get(ctx, name)
+	norm, err := NormalizeName(name)
+	if err != nil {
+		return User{}, fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	u, epoch, ok := s.cache.get(norm)
+	if ok {
+		return u, nil
+	}
+	u, _, err = s.get(ctx, norm)
+	if err == nil {
+		s.cache.put(u, epoch)
+	}
 	return u, err
 }
 
@@ -290,6 +321,7 @@ func (s *Store) SetPassword(ctx context.Context, name, password string) error {
 	if err != nil {
 		return err
 	}
+	defer s.cache.forget(norm)
 	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE account_users SET password_hash = ?, password_changed_at = ? WHERE name = ?`),
 		hash, s.now().UnixNano(), norm)
 	return s.updated(res, err, "set password", norm)
@@ -304,6 +336,7 @@ func (s *Store) SetDisabled(ctx context.Context, name string, disabled bool) err
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
+	defer s.cache.forget(norm)
 	if !disabled {
 		res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE account_users SET disabled = ? WHERE name = ?`), false, norm)
 		return s.updated(res, err, "enable", norm)
@@ -317,7 +350,7 @@ func (s *Store) SetDisabled(ctx context.Context, name string, disabled bool) err
 		return err
 	}
 	// Nothing changed: the user is missing, or the last admin.
-	if _, err := s.Get(ctx, norm); err != nil {
+	if _, _, err := s.get(ctx, norm); err != nil {
 		return err
 	}
 	return fmt.Errorf("%w: %s cannot be disabled", ErrLastAdmin, norm)

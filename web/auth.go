@@ -30,7 +30,8 @@ type visit struct {
 // ended) and a JSON client gets 401; when a store fails, 503: nobody is
 // ever treated as signed in by mistake. A session whose account has been
 // disabled or removed meanwhile is ended here, should its revocation have
-// been missed.
+// been missed. *account.Store answers this check from memory: its own
+// changes at once, another process's within a second (see its CacheTTL).
 func (s *Server) signedIn(h func(http.ResponseWriter, *http.Request, *visit)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess := session.FromContext(r.Context())

@@ -45,3 +45,31 @@ func BenchmarkHomePage(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAccountPage is the harness's server-page request: GET /account
+// as a browser asks for it.
+func BenchmarkAccountPage(b *testing.B) {
+	h, req := benchRequest(b, "/account")
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req())
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code)
+		}
+	}
+}
+
+// BenchmarkSessionsJSON is the harness's server-json request: the JSON
+// list of the user's own sessions.
+func BenchmarkSessionsJSON(b *testing.B) {
+	h, req := benchRequest(b, "/auth/sessions")
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		r := req()
+		r.Header.Set("Accept", "application/json")
+		h.ServeHTTP(rec, r)
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code)
+		}
+	}
+}

@@ -65,8 +65,11 @@ func (s *Server) frame(next http.Handler) http.Handler {
 		start := time.Now()
 		ri := &requestInfo{id: newRequestID()}
 		rec := &recorder{ResponseWriter: w}
-		s.setSecurityHeaders(rec.Header())
-		rec.Header().Set("X-Request-Id", ri.id)
+		h := rec.Header()
+		for _, sh := range s.securityHeaders {
+			h[sh.name] = sh.value
+		}
+		h["X-Request-Id"] = []string{ri.id}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -94,21 +97,39 @@ func (s *Server) frame(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) setSecurityHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", contentSecurityPolicy)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()")
-	if s.tls {
-		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+// securityHeader is a header every response carries, its value built once.
+type securityHeader struct {
+	name  string // in canonical form
+	value []string
+}
+
+// securityHeaders lists the headers every response carries. The values
+// are shared by every response, which saves building them per request; that
+// is safe because nothing changes a header's value slice in place: Set and
+// Del replace or drop it, and Add appends to a slice whose capacity is its
+// length, so append copies.
+func securityHeaders(tls bool) []securityHeader {
+	hs := [][2]string{
+		{"Content-Security-Policy", contentSecurityPolicy},
+		{"X-Content-Type-Options", "nosniff"},
+		{"X-Frame-Options", "DENY"},
+		{"Referrer-Policy", "no-referrer"},
+		{"Cross-Origin-Opener-Policy", "same-origin"},
+		{"Cross-Origin-Resource-Policy", "same-origin"},
+		{"Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()"},
+		// Nothing this server says is for a shared cache, and pages
+		// that show a user must never be replayed by the Back button
+		// after the session ends; static files override this.
+		{"Cache-Control", "no-store"},
 	}
-	// Nothing this server says is for a shared cache, and pages that
-	// show a user must never be replayed by the Back button after the
-	// session ends; static files override this.
-	h.Set("Cache-Control", "no-store")
+	if tls {
+		hs = append(hs, [2]string{"Strict-Transport-Security", "max-age=63072000; includeSubDomains"})
+	}
+	out := make([]securityHeader, len(hs))
+	for i, h := range hs {
+		out[i] = securityHeader{http.CanonicalHeaderKey(h[0]), []string{h[1]}[:1:1]}
+	}
+	return out
 }
 
 func newRequestID() string {

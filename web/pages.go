@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"path"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -32,6 +33,22 @@ type view struct {
 	Error  string // a problem with what the user sent
 	// Content is the page's own data.
 	Content any
+
+	// NavIs marks the entry named by Nav, for the layout; render sets it.
+	NavIs navState
+}
+
+// navState says which navigation entry is the current page. The layout
+// tests these fields rather than calling eq: text/template calls every
+// function through reflection, which made the comparisons a noticeable
+// part of rendering a page.
+type navState struct {
+	Home, Sessions, Account, Admin bool
+}
+
+// navFor returns the navState of the entry named nav.
+func navFor(nav string) navState {
+	return navState{Home: nav == "home", Sessions: nav == "sessions", Account: nav == "account", Admin: nav == "admin"}
 }
 
 type errorView struct {
@@ -39,7 +56,8 @@ type errorView struct {
 	Message string
 }
 
-// pages are the parsed templates, one per page, each with the layout.
+// pages are the parsed templates, one per page: its "layout" template,
+// which includes the page's "content".
 type pages map[string]*template.Template
 
 var templateFuncs = template.FuncMap{
@@ -66,21 +84,49 @@ func parsePages() (pages, error) {
 		if err != nil {
 			return nil, fmt.Errorf("web: parsing %s: %w", name, err)
 		}
-		p[name[:len(name)-len(".html")]] = t
+		p[name[:len(name)-len(".html")]] = t.Lookup("layout")
 	}
 	return p, nil
 }
 
+// renderBuffers are the buffers pages are rendered into; reusing them
+// saves growing a new one to the size of a page on every request.
+var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer bounds the buffers kept for reuse: a long admin page
+// should not pin its memory.
+const maxPooledBuffer = 64 << 10
+
+func getBuffer() *bytes.Buffer { return renderBuffers.Get().(*bytes.Buffer) }
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuffer {
+		return
+	}
+	b.Reset()
+	renderBuffers.Put(b)
+}
+
 // render executes page into a buffer first, so that a template error
-// becomes a clean 500 instead of half a page.
+// becomes a clean 500 instead of half a page. A page already rendered with
+// an equal view is sent from s.rendered (see renderCache).
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page string, v *view) {
 	t, ok := s.pages[page]
 	if !ok {
 		s.internalError(w, r, fmt.Errorf("no template %q", page))
 		return
 	}
-	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
+	v.NavIs = navFor(v.Nav)
+	key, cacheable := s.rendered.key(page, v)
+	if cacheable {
+		if b, ok := s.rendered.get(key); ok {
+			writePage(w, r, status, b)
+			return
+		}
+	}
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := t.Execute(buf, v); err != nil {
 		if page == "error" {
 			// The error page itself failed: say the minimum, safely.
 			http.Error(w, "Something went wrong on our side.", http.StatusInternalServerError)
@@ -90,12 +136,20 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 		s.internalError(w, r, fmt.Errorf("rendering %s: %w", page, err))
 		return
 	}
+	if cacheable {
+		s.rendered.put(key, bytes.Clone(buf.Bytes()))
+	}
+	writePage(w, r, status, buf.Bytes())
+}
+
+// writePage sends a rendered page.
+func writePage(w http.ResponseWriter, r *http.Request, status int, page []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("Content-Length", strconv.Itoa(len(page)))
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
-		w.Write(buf.Bytes())
+		w.Write(page)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -15,15 +16,20 @@ import (
 // an Accept header naming application/json ahead of (or without) text/html.
 // Browsers navigating send text/html first, so they get pages and redirects.
 func wantsJSON(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
+	for part := range strings.SplitSeq(r.Header.Get("Accept"), ",") {
+		mt := strings.TrimSpace(part)
+		if strings.ContainsRune(mt, ';') {
+			// Parameters ("q=0.9") need parsing; a bare type, what
+			// clients send most, is compared as it is, in any case.
+			var err error
+			if mt, _, err = mime.ParseMediaType(mt); err != nil {
+				continue
+			}
 		}
-		switch mt {
-		case "application/json":
+		switch {
+		case strings.EqualFold(mt, "application/json"):
 			return true
-		case "text/html":
+		case strings.EqualFold(mt, "text/html"):
 			return false
 		}
 	}
@@ -32,16 +38,18 @@ func wantsJSON(r *http.Request) bool {
 
 // writeJSON sends v as the JSON body of a response with status.
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	// Encode writes what json.Marshal returns, and a newline.
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		s.internalError(w, r, fmt.Errorf("encoding a JSON answer: %w", err))
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", fmt.Sprint(len(b)+1))
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(buf.Bytes())
 }
 
 // jsonError is the body of every JSON error: a stable machine-readable code

@@ -52,8 +52,11 @@ type Server struct {
 	mux      *http.ServeMux
 	patterns map[string]bool // the patterns registered on mux
 	pages    pages
+	rendered renderCache
 	static   map[string]staticFile
 	handler  http.Handler
+
+	securityHeaders []securityHeader
 
 	notReady atomic.Bool // the last readiness check failed
 }
@@ -150,6 +153,7 @@ func newServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.routes()
+	s.securityHeaders = securityHeaders(s.tls)
 
 	csrf := http.NewCrossOriginProtection()
 	for _, o := range cfg.TrustedOrigins {

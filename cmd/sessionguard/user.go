@@ -171,7 +171,7 @@ func userCommand(ctx context.Context, args []string, getenv func(string) string,
 			fmt.Fprintf(stdout, "%s %s\n", what, name)
 			fmt.Fprintf(stderr, "sessionguard: note: with -sessions memory the sessions live inside the server process, so this command cannot end them; %s\n",
 				map[string]string{
-					"disable": "the server ends them at their next request, since the account is disabled",
+					"disable": "the server ends them at their next request, since the account is disabled (it sees the change within a second)",
 					"passwd":  "end them from the admin page, or they run until they time out",
 				}[sub])
 			return nil

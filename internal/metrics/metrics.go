@@ -10,7 +10,6 @@ package metrics
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
@@ -36,6 +35,11 @@ type Metrics struct {
 	ended    *prometheus.CounterVec
 	logins   *prometheus.CounterVec
 	requests *prometheus.HistogramVec
+
+	// observers are the children of requests already looked up, by
+	// requestLabels: a request then costs one lock-free map read instead of
+	// WithLabelValues hashing its labels under the vector's lock.
+	observers sync.Map
 
 	activeOnce sync.Once
 	active     *activeCache // set by CountActive
@@ -115,14 +119,27 @@ func (m *Metrics) ObserveRequest(route string, status int, d time.Duration) {
 	if route == "" {
 		route = "unmatched"
 	}
-	m.requests.WithLabelValues(route, statusClass(status)).Observe(d.Seconds())
+	key := requestLabels{route, statusClass(status)}
+	o, ok := m.observers.Load(key)
+	if !ok {
+		// Routes are the server's patterns and classes are six, so the
+		// map stays as small as the vector.
+		o, _ = m.observers.LoadOrStore(key, m.requests.WithLabelValues(key.route, key.class))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }
+
+// requestLabels are the label values of a request's latency.
+type requestLabels struct{ route, class string }
+
+// statusClasses are the values of the "code" label, by hundreds.
+var statusClasses = [...]string{1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 func statusClass(code int) string {
 	if code < 100 || code > 599 {
 		return "other"
 	}
-	return strconv.Itoa(code/100) + "xx"
+	return statusClasses[code/100]
 }
 
 // CountActive registers the gauge sessionguard_sessions_active, whose value
