@@ -262,6 +262,10 @@ func TestServeBadValues(t *testing.T) {
 			`invalid value "10.0.0.0/33" for -trusted-proxy: "10.0.0.0/33" is not a CIDR such as 10.0.0.0/8`},
 		{"bad base url", []string{"-base-url", "example.com"}, nil,
 			`invalid value "example.com" for -base-url: want an absolute http:// or https:// URL, as in https://sg.example.com`},
+		{"debug address on the network", []string{"-debug-addr", "0.0.0.0:6060"}, nil,
+			`invalid value "0.0.0.0:6060" for -debug-addr: must be a loopback address (127.0.0.1, [::1] or localhost): profiles are not for the network`},
+		{"debug address without a port", []string{"-debug-addr", "127.0.0.1"}, nil,
+			`invalid value "127.0.0.1" for -debug-addr: want HOST:PORT, for example 127.0.0.1:6060`},
 		{"unknown flag", []string{"-idle", "5m"}, nil,
 			`flag provided but not defined: -idle (see 'sessionguard serve -h')`},
 		{"missing value", []string{"-addr"}, nil,
@@ -352,6 +356,7 @@ func TestServeHelp(t *testing.T) {
 			"redis://", "rediss://", "postgres://", "docs/deployment.md",
 			"-trusted-proxy CIDR", "$SESSIONGUARD_TRUSTED_PROXY",
 			"-base-url URL", "$SESSIONGUARD_BASE_URL",
+			"-debug-addr HOST:PORT", "default: off", "$SESSIONGUARD_DEBUG_ADDR",
 			"environment variable", "sessionguard user", "sessionguard audit",
 		} {
 			if !strings.Contains(help, want) {
@@ -374,8 +379,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 			n++
 		}
 	}
-	if n != 21 {
-		t.Errorf("help lists %d flags, want the 21 of serve", n)
+	if n != 22 {
+		t.Errorf("help lists %d flags, want the 22 of serve", n)
 	}
 }
 

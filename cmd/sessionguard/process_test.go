@@ -694,3 +694,27 @@ func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// -debug-addr serves the runtime profiles on a listener of its own: there,
+// and never on the application's address.
+func TestProcessDebugAddr(t *testing.T) {
+	s := startServer(t, "-debug-addr", "127.0.0.1:0")
+	m := s.waitLog(regexp.MustCompile(`serving runtime profiles.*debug_addr"?[=:]"?([^\s"]+)`))
+	resp, err := client.Get("http://" + m[1] + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
+		t.Errorf("debug listener: %s\n%.200s", resp.Status, body)
+	}
+	resp, err = client.Get(s.url + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the application's address answered /debug/pprof/ with %s, want 404", resp.Status)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -129,6 +130,14 @@ func serve(ctx context.Context, cfg *serveConfig, logOut io.Writer) error {
 			formatDuration(account.DefaultSetupTTL), link)
 		log.Info("no account yet: open the setup link to create the first administrator",
 			"setup_url", link, "expires", a.setup.ExpiresAt().Format(time.RFC3339))
+	}
+
+	if cfg.DebugAddr != "" {
+		stopDebug, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
 	}
 
 	served := make(chan error, 1)
@@ -259,6 +268,27 @@ func warnings(cfg *serveConfig, baseURL string, listening net.Addr, log *slog.Lo
 		log.Warn("plain HTTP beyond localhost: browsers send the Secure session cookie over HTTPS and to localhost only, so sign-in will not stick; serve HTTPS (-tls-cert, -tls-key), put a TLS proxy in front and set -base-url https://..., or for development only use -insecure-cookie",
 			"url", baseURL)
 	}
+}
+
+// serveDebug serves Go's runtime profiles on addr, a loopback address, on a
+// listener of their own so that the application's routes, middleware and
+// metrics never see them. It returns a function that stops it.
+func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on -debug-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
+	go srv.Serve(ln)
+	log.Warn("serving runtime profiles: anyone on this machine can read what the server is doing",
+		"debug_addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return func() { srv.Close() }, nil
 }
 
 // loopbackOnly reports whether the server is reached through localhost only.

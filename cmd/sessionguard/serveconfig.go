@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,6 +40,7 @@ type serveConfig struct {
 
 	TrustedProxies []netip.Prefix
 	BaseURL        string // empty: derived from the listening address
+	DebugAddr      string // empty: no profiling listener
 }
 
 // TLS reports whether the server itself speaks HTTPS.
@@ -107,6 +109,8 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 		"reverse proxies whose X-Forwarded-For header gives the client address").defaultIs("none trusted")
 	f.String(&c.BaseURL, "base-url", "", "URL",
 		"the server's public URL, for the printed setup link").defaultIs("from -addr and TLS")
+	f.String(&c.DebugAddr, "debug-addr", "", "HOST:PORT",
+		"serve Go's runtime profiles (/debug/pprof/) on this loopback address, apart from the application").defaultIs("off")
 
 	rest, err := f.parse(args, getenv, stdout)
 	if err != nil {
@@ -205,6 +209,11 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 		}
 		c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	}
+	if c.DebugAddr != "" {
+		if err := checkDebugAddr(c.DebugAddr); err != nil {
+			return nil, usageErrorf("invalid value %q for %s: %v", c.DebugAddr, f.lookup("debug-addr").source, err)
+		}
+	}
 	return &c, nil
 }
 
@@ -253,6 +262,24 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return slices.Clip(out), nil
+}
+
+// checkDebugAddr accepts loopback addresses only: profiles show what the
+// server is doing and cost CPU to take, so they are for someone on the
+// machine itself (or an SSH tunnel), never for the network.
+func checkDebugAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return errors.New("want HOST:PORT, for example 127.0.0.1:6060")
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return errors.New("must be a loopback address (127.0.0.1, [::1] or localhost): profiles are not for the network")
+	}
+	return nil
 }
 
 func checkBaseURL(s string) error {
