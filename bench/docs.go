@@ -209,7 +209,7 @@ func markdown(res *results) []byte {
 	}
 	if len(res.Profiles) > 0 {
 		p("## CPU profiles\n\n")
-		p("Taken from each sessionguard middleware server (`/debug/pprof/profile`) during a second load like the measured one, right after it: ")
+		p("Taken from each sessionguard middleware server and the sessionguard server (`/debug/pprof/profile`; the server serves it on its `-debug-addr`) during a second load like the measured one, right after it: ")
 		p("`go tool pprof -top`, the functions with the most CPU time of their own, then `-top -cum`, with the most including what they call.\n\n")
 		for _, pr := range res.Profiles {
 			p("### %s\n\n```text\n%s\n```\n\n```text\n%s\n```\n\n", pr.System, pr.Top, pr.Cum)

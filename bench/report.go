@@ -173,6 +173,9 @@ func (res *results) verdicts() []verdict {
 		if x := div(res.rps(name), res.rps("flask")); !math.IsNaN(x) {
 			v.Measured = fmt.Sprintf("%.1fx", x)
 			v.Met = judge(x >= 10)
+			if x < 10 {
+				v.Explain = res.explain(name)
+			}
 		} else if f := res.find("flask"); f != nil && f.Skip != "" {
 			v.Met = "not measured: Flask " + f.Skip
 		}
@@ -265,6 +268,10 @@ func (res *results) explain(system string) string {
 			{"the session check (Manager.load)", "session.(*Manager).load"},
 			{"the store's Get", "Store).Get"},
 			{"recording activity", "(*Manager).recordActivity"},
+			{"listing the user's sessions (Manager.List)", "session.(*Manager).List"},
+			{"reading the account", "account.(*Store).Get"},
+			{"executing templates", "html/template.(*Template).Execute"},
+			{"encoding JSON", "encoding/json.(*Encoder).Encode"},
 			{"net/http reading and writing", "net/http.(*response).finishRequest"},
 		} {
 			if pct, ok := cumShare(p.Cum, fn.match); ok {

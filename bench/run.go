@@ -263,7 +263,7 @@ func (e *env) measure(ctx context.Context, s system, r *running, rw *row, res *r
 		return fmt.Errorf("after the load: %w", err)
 	}
 	rw.Result = lr
-	if last && e.cfg.profile && s.kind == "sessionguard" {
+	if last && e.cfg.profile && r.pprof != "" && (s.kind == "sessionguard" || s.kind == "server") {
 		p, err := e.profile(ctx, r, s.name)
 		if err != nil {
 			fmt.Printf("(profile of %s failed: %v) ", s.name, err)
@@ -293,7 +293,7 @@ func (e *env) profile(ctx context.Context, r *running, name string) (*profile, e
 		errc <- err
 	}()
 	time.Sleep(500 * time.Millisecond) // the load is on
-	err := downloadTo(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", r.base, secs), file)
+	err := downloadTo(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", r.pprof, secs), file)
 	if lerr := <-errc; err == nil {
 		err = lerr
 	}

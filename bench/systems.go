@@ -29,6 +29,7 @@ type system struct {
 type running struct {
 	target   target
 	base     string // a bench server process's URL, for /bench/ and /debug/pprof/; else ""
+	pprof    string // the URL under which the process serves /debug/pprof/; "" if it does not
 	open     bool   // answers 200 without a session (the bare handler)
 	group    int    // the server's process group, for its CPU time
 	stopProc func()
@@ -130,6 +131,7 @@ func (e *env) startBench(ctx context.Context, system string, extra []string) (*r
 	}
 	r := &running{base: "http://" + addr, open: system == "bare", group: p.cmd.Process.Pid,
 		stopProc: func() { p.stop(); release() }}
+	r.pprof = r.base
 	r.target = target{url: r.base + "/", header: http.Header{}}
 	if system == "bare" {
 		// The same request as the others: a session cookie of the usual size.
@@ -228,8 +230,9 @@ const (
 
 // sgServer is a running sessionguard server.
 type sgServer struct {
-	proc *proc
-	base string
+	proc  *proc
+	base  string
+	debug string // its -debug-addr, serving /debug/pprof/
 }
 
 // startServer builds (once) and starts the sessionguard command with its
@@ -250,11 +253,15 @@ func (e *env) startServer(ctx context.Context, name string) (*sgServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, _, err := e.startProc(ctx, e.name(name), bin, []string{"serve", "-addr", addr, "-db", db, "-log-level", "warn"}, nil, false)
+	debug, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	s := &sgServer{proc: p, base: "http://" + addr}
+	p, _, err := e.startProc(ctx, e.name(name), bin, []string{"serve", "-addr", addr, "-db", db, "-log-level", "warn", "-debug-addr", debug}, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	s := &sgServer{proc: p, base: "http://" + addr, debug: "http://" + debug}
 	if err := waitHTTP(ctx, p, s.base+"/healthz"); err != nil {
 		p.stop()
 		return nil, err
@@ -300,7 +307,7 @@ func (e *env) startServerSystem(ctx context.Context, name, path, accept string) 
 	h := http.Header{}
 	h.Set("Cookie", cookie)
 	h.Set("Accept", accept)
-	return &running{target: target{url: s.base + path, header: h}, stopProc: s.proc.stop, group: s.proc.cmd.Process.Pid}, nil
+	return &running{target: target{url: s.base + path, header: h}, pprof: s.debug, stopProc: s.proc.stop, group: s.proc.cmd.Process.Pid}, nil
 }
 
 //go:embed flask/app.py
