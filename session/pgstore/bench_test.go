@@ -1,9 +1,15 @@
 package pgstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,6 +75,28 @@ func BenchmarkGet(b *testing.B) {
 					}
 				})
 			})
+			// As many callers as the harness's 32 connections, the case
+			// Gets share queries in; with the CPU time each Get costs this
+			// process and PostgreSQL, which a busy machine does not skew as
+			// it skews ns/op.
+			b.Run("callers=32", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+				self, server := processCPU(b), serverCPU(b)
+				b.RunParallel(func(pb *testing.PB) {
+					i := 0
+					for pb.Next() {
+						if _, err := s.Get(ctx, hashes[i%n]); err != nil {
+							b.Error(err)
+							return
+						}
+						i += 7
+					}
+				})
+				self, server = processCPU(b)-self, serverCPU(b)-server
+				b.ReportMetric(float64(self.Nanoseconds())/float64(b.N), "client-cpu-ns/op")
+				b.ReportMetric(float64(server.Nanoseconds())/float64(b.N), "postgres-cpu-ns/op")
+			})
 		})
 	}
 }
@@ -129,4 +157,41 @@ func BenchmarkEndExpired(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/session")
+}
+
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// serverCPU is the CPU time of every process named postgres (Linux /proc),
+// other clients' backends included: the server's whole use.
+func serverCPU(b *testing.B) time.Duration {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Skipf("no /proc: %v", err)
+	}
+	var ticks int64
+	for _, d := range dirs {
+		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue // not a process, or gone
+		}
+		// pid (comm) state ppid ... utime stime: fields 14 and 15.
+		open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+		if open < 0 || end < open || string(stat[open+1:end]) != "postgres" {
+			continue
+		}
+		f := strings.Fields(string(stat[end+2:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return time.Duration(ticks) * (time.Second / 100) // USER_HZ is 100 on Linux
 }

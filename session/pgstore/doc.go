@@ -39,6 +39,13 @@
 //     instances exactly one gets the record; the other finds no row.
 //   - Get and List take no locks and never wait for writers.
 //
+// Gets that arrive while a Get is in flight wait for it, and then go
+// together, up to 128 in one query (token_hash = ANY($1)). Each still reads
+// the table after it was called (nothing is cached, so a sign-out on one
+// instance is seen at once on all), a Get that finds none in flight is sent
+// at once, and one query for many saves most of the cost of a session check
+// under load, in this process and in the database.
+//
 // The clocks of the instances should agree (NTP): each Manager judges expiry
 // by its own clock, so an instance whose clock runs ahead ends sessions early
 // by as much.

@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sessionguard/sessionguard/internal/batch"
 	"github.com/sessionguard/sessionguard/session"
 )
 
@@ -26,6 +28,7 @@ type Store struct {
 	// ownPool is set when Open made the pool, which Close then closes.
 	ownPool bool
 	closed  atomic.Bool
+	gets    *batch.Batcher[session.TokenHash, session.Record]
 }
 
 // errClosed is returned by every call after Close.
@@ -101,7 +104,9 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 		}
 		return nil, fmt.Errorf("pgstore: migrating the session tables: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	s := &Store{pool: pool}
+	s.gets = batch.New(s.getBatch, batch.Options{MaxBatch: getBatchSize, MaxInFlight: getsInFlight})
+	return s, nil
 }
 
 // Close releases the Store: it closes the pool if Open made it, waiting for
@@ -174,17 +179,78 @@ func (s *Store) Create(ctx context.Context, rec session.Record) error {
 
 // Get returns the record whose token hashes to h, expired or not (the
 // Manager judges expiry), or session.ErrNotFound. It takes no lock: it never
-// waits for a writer or the sweeper.
+// waits for a writer or the sweeper. Gets that arrive while others are in
+// flight wait for them and then share one query (see getBatch); each still
+// reads the table after it was called.
 func (s *Store) Get(ctx context.Context, h session.TokenHash) (session.Record, error) {
 	if s.closed.Load() {
 		return session.Record{}, errClosed
 	}
-	rec, err := scanRecord(s.pool.QueryRow(ctx,
-		`SELECT `+recordColumns+` FROM session_records WHERE token_hash = $1`, h[:]))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return session.Record{}, session.ErrNotFound
+	return s.gets.Get(ctx, h)
+}
+
+// getBatchSize is the most Gets one query serves.
+const getBatchSize = 128
+
+// getsInFlight is how many Get queries may run at once; further Gets queue
+// for the next. One keeps a connection of the pool for the other calls and
+// gathers the most Gets per query.
+const getsInFlight = 1
+
+// getBatch reads the records of hashes in one query. A query that fails
+// fails every Get of the batch; a row that cannot be read fails the Get of
+// its own token only.
+func (s *Store) getBatch(ctx context.Context, hashes []session.TokenHash) ([]batch.Result[session.Record], error) {
+	out := make([]batch.Result[session.Record], len(hashes))
+	if len(hashes) == 1 {
+		rec, err := scanRecord(s.pool.QueryRow(ctx,
+			`SELECT `+recordColumns+` FROM session_records WHERE token_hash = $1`, hashes[0][:]))
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = session.ErrNotFound
+		}
+		out[0] = batch.Result[session.Record]{Value: rec, Err: wrapNotFound("get", err)}
+		return out, nil
 	}
-	return rec, wrap("get", err)
+	keys := make([][]byte, len(hashes))
+	for i := range hashes {
+		keys[i] = hashes[i][:]
+	}
+	// The token hash comes once more, as a plain column at the end, so that
+	// a row scanRecord cannot decode is still known by its hash.
+	rows, err := s.pool.Query(ctx, `SELECT `+recordColumns+`, token_hash
+		FROM session_records WHERE token_hash = ANY($1)`, keys)
+	if err != nil {
+		return nil, wrap("get", err)
+	}
+	defer rows.Close()
+	found := make(map[session.TokenHash]batch.Result[session.Record], len(hashes))
+	for rows.Next() {
+		var key []byte
+		rec, err := scanRecord(rows, &key)
+		if len(key) != len(session.TokenHash{}) {
+			return nil, wrap("get", cmp.Or(err, errors.New("a row without its token hash")))
+		}
+		found[session.TokenHash(key)] = batch.Result[session.Record]{Value: rec, Err: wrap("get", err)}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("get", err)
+	}
+	for i, h := range hashes {
+		if r, ok := found[h]; ok {
+			out[i] = r
+		} else {
+			out[i].Err = session.ErrNotFound
+		}
+	}
+	return out, nil
+}
+
+// wrapNotFound is wrap, except that session.ErrNotFound passes unchanged.
+func wrapNotFound(op string, err error) error {
+	if errors.Is(err, session.ErrNotFound) {
+		return err
+	}
+	return wrap(op, err)
 }
 
 // Touch moves the record's LastActivity forward to at (never back) and its

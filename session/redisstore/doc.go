@@ -43,10 +43,19 @@
 //	EndExpired         3            5 or more per batch: search and end, record
 //	                                the endings, purge old endings
 //
-// On one server EndExpired's search and end is a script per 100 sessions
-// (and so more than one for the Manager's batch of 500): a script holds the
-// server while it runs, about 3 ms for 100 on a small test machine, and
-// other clients' calls wait that long at most.
+// On one server each step of EndExpired covers 100 sessions at most (and so
+// takes more than one round trip for the Manager's batch of 500): the search
+// and end is a script per 100, the endings a transaction per 100, the purge
+// a script per 100. A script or transaction holds the server while it runs,
+// a few milliseconds for 100 on a small test machine, and other clients'
+// calls wait that long at most.
+//
+// Gets that arrive while a Get is in flight wait for it, and then go
+// together: one script for up to 128 of them on one server, two pipelines
+// on a Cluster. Each still reads Redis after it was called (nothing is
+// cached, so a sign-out on one instance is seen at once on all), a Get that
+// finds none in flight is sent at once, and the round trips saved are most
+// of the cost of a session check under load.
 //
 // What a failure between the Cluster steps can leave is harmless: pointers
 // to nothing, which expire by themselves; a deadline index entry that is

@@ -131,13 +131,24 @@ local function expireOne(rk, idx, id, now)
 end
 `
 
-// getScript follows a token pointer to its record in one round trip (atomic
-// mode only; on a Cluster the two keys live on different nodes).
-// KEYS: token pointer. ARGV: prefix.
+// getScript follows token pointers to their records, for a batch of Gets
+// in one round trip (atomic mode only; on a Cluster the keys live on
+// different nodes). One script call for the batch, not one per Get, spares
+// the server a command and a Lua call per session.
+// KEYS: token pointers. ARGV: prefix.
+// Returns one reply per key: the record's fields, or an empty array if the
+// pointer or its record is gone.
 var getScript = newScript(`
-local ref = redis.call('GET', KEYS[1])
-if not ref then return false end
-return redis.call('HGETALL', ARGV[1] .. ref)
+local out = {}
+for i, k in ipairs(KEYS) do
+  local ref = redis.call('GET', k)
+  if ref then
+    out[i] = redis.call('HGETALL', ARGV[1] .. ref)
+  else
+    out[i] = {}
+  end
+end
+return out
 `)
 
 // createScript stores a new record unless its ID or token hash is taken.
