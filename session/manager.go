@@ -430,9 +430,17 @@ func (m *Manager) listRecords(ctx context.Context, userID string, limit int) ([]
 // emits their end events; it returns how many it ended. The background
 // sweeper calls it every SweepInterval; call it yourself when the sweeper is
 // off or a test has moved the clock.
+//
+// After each full batch it pauses as long as the batch took, so that a
+// large backlog (a million sessions ending together, or the sessions that
+// expired while the store was down) takes at most half of one core and
+// requests keep their latency while it drains. Expired sessions are refused
+// by every request's own check meanwhile; only their end events wait.
 func (m *Manager) SweepExpired(ctx context.Context) (int, error) {
 	total := 0
 	for {
+		// Real time, not m.clock: the pause paces CPU use, not sessions.
+		began := time.Now()
 		sctx, cancel := m.storeContext(ctx)
 		ended, err := m.store.EndExpired(sctx, m.clock.Now(), m.retention, m.sweepBatch)
 		cancel()
@@ -444,6 +452,13 @@ func (m *Manager) SweepExpired(ctx context.Context) (int, error) {
 			return total, fmt.Errorf("session: sweeping expired sessions: %w", err)
 		}
 		if len(ended) < m.sweepBatch || ctx.Err() != nil {
+			return total, ctx.Err()
+		}
+		pause := time.NewTimer(time.Since(began))
+		select {
+		case <-pause.C:
+		case <-ctx.Done():
+			pause.Stop()
 			return total, ctx.Err()
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sessionguard/sessionguard/session"
 	"github.com/sessionguard/sessionguard/session/memstore"
+	"github.com/sessionguard/sessionguard/session/sessiontest"
 )
 
 const (
@@ -920,4 +921,61 @@ func (s *slowStore) Get(ctx context.Context, h session.TokenHash) (session.Recor
 	rec, err := s.Store.Get(ctx, h)
 	time.Sleep(s.delay)
 	return rec, err
+}
+
+// slowSweepStore makes every EndExpired take at least took, and records
+// when each call began and ended.
+type slowSweepStore struct {
+	session.Store
+	took time.Duration
+
+	mu    sync.Mutex
+	calls [][2]time.Time
+}
+
+func (s *slowSweepStore) EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]session.Ended, error) {
+	began := time.Now()
+	time.Sleep(s.took)
+	ended, err := s.Store.EndExpired(ctx, now, keep, limit)
+	s.mu.Lock()
+	s.calls = append(s.calls, [2]time.Time{began, time.Now()})
+	s.mu.Unlock()
+	return ended, err
+}
+
+// A sweep with a backlog pauses between full batches as long as each batch
+// took, so that draining it uses at most half of a core. Only a lower bound
+// on the pauses is checked: a loaded machine can make them longer, never
+// shorter.
+func TestSweepPacesItselfBetweenFullBatches(t *testing.T) {
+	clock := sessiontest.NewClock(t0)
+	store := &slowSweepStore{Store: memstore.New(), took: 40 * time.Millisecond}
+	m, err := session.New(session.Config{
+		Store: store, Clock: clock, SweepInterval: -1, SweepBatch: 2,
+		Policy: session.Policy{IdleTimeout: time.Minute, AbsoluteTimeout: time.Hour},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, user := range []string{"a", "b", "c", "d", "e"} {
+		if _, err := m.Login(httptest.NewRecorder(), httptest.NewRequest("POST", "/", nil), user, session.Policy{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(time.Minute)
+	if n, err := m.SweepExpired(context.Background()); n != 5 || err != nil {
+		t.Fatalf("SweepExpired = %d, %v; want 5, nil", n, err)
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if len(store.calls) != 3 { // 2 + 2 + 1
+		t.Fatalf("%d EndExpired calls, want 3", len(store.calls))
+	}
+	for i := 1; i < len(store.calls); i++ {
+		prev, this := store.calls[i-1], store.calls[i]
+		if took, paused := prev[1].Sub(prev[0]), this[0].Sub(prev[1]); paused < took {
+			t.Errorf("batch %d took %v and the next began %v later, want a pause at least as long", i, took, paused)
+		}
+	}
 }

@@ -29,6 +29,22 @@ type cache struct {
 	epoch   uint64
 	entries map[session.TokenHash]cacheEntry
 	byID    map[string]session.TokenHash
+
+	// lists holds users' session lists (List with a user), which a page of
+	// "your sessions" reads on every view. Any write drops them all: a
+	// write names a record, not always its user, and writes are rare next
+	// to reads (one per touch interval per session).
+	lists map[listKey]listEntry
+}
+
+type listKey struct {
+	user  string
+	limit int
+}
+
+type listEntry struct {
+	recs    []session.Record
+	expires time.Time
 }
 
 type cacheEntry struct {
@@ -43,6 +59,7 @@ func newCache(ttl time.Duration, max int) *cache {
 		now:     time.Now,
 		entries: make(map[session.TokenHash]cacheEntry),
 		byID:    make(map[string]session.TokenHash),
+		lists:   make(map[listKey]listEntry),
 	}
 }
 
@@ -96,7 +113,8 @@ func (c *cache) put(rec session.Record, epoch uint64) {
 	c.byID[rec.ID] = rec.TokenHash
 }
 
-// forget drops the record with public ID id and bumps the epoch.
+// forget drops the record with public ID id and every cached list, and
+// bumps the epoch.
 func (c *cache) forget(id string) {
 	if c == nil {
 		return
@@ -108,4 +126,54 @@ func (c *cache) forget(id string) {
 		delete(c.entries, h)
 		delete(c.byID, id)
 	}
+	clear(c.lists)
+}
+
+// getList returns a fresh cached list of user's sessions, a copy the caller
+// may change.
+func (c *cache) getList(user string, limit int) ([]session.Record, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	e, ok := c.lists[listKey{user, limit}]
+	c.mu.Unlock()
+	if !ok || !c.now().Before(e.expires) {
+		return nil, false
+	}
+	return cloneRecords(e.recs), true
+}
+
+// putList caches recs, user's sessions read from the database when the
+// epoch was epoch (currentEpoch, read before the query), unless a write
+// happened since.
+func (c *cache) putList(user string, limit int, recs []session.Record, epoch uint64) {
+	if c == nil {
+		return
+	}
+	recs = cloneRecords(recs)
+	expires := c.now().Add(c.ttl)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch != epoch {
+		return
+	}
+	if len(c.lists) >= c.max {
+		for k := range c.lists { // evict an arbitrary list
+			delete(c.lists, k)
+			break
+		}
+	}
+	c.lists[listKey{user, limit}] = listEntry{recs: recs, expires: expires}
+}
+
+// cloneRecords copies recs deeply enough that neither copy's changes reach
+// the other: the slice and each record's Data.
+func cloneRecords(recs []session.Record) []session.Record {
+	out := make([]session.Record, len(recs))
+	for i, rec := range recs {
+		rec.Data = maps.Clone(rec.Data)
+		out[i] = rec
+	}
+	return out
 }

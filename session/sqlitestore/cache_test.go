@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -129,5 +130,82 @@ func TestCacheIsBounded(t *testing.T) {
 	}
 	if n := len(s.cache.entries); n > 10 {
 		t.Fatalf("cache holds %d entries, limit 10", n)
+	}
+}
+
+// listIDs lists user's sessions and returns their IDs and last activities.
+func listIDs(t *testing.T, s *Store, user string) []string {
+	t.Helper()
+	recs, err := s.List(context.Background(), user, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.ID+"@"+r.LastActivity.Sub(t0).String())
+	}
+	return out
+}
+
+// A user's cached list never hides this Store's own writes: a new session,
+// a touch, an ending. A caller changing the list it got changes nothing.
+func TestListCacheSeesOwnWrites(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	a := record("list-a")
+	mustCreate(t, s, a)
+	if got := listIDs(t, s, a.UserID); !slices.Equal(got, []string{"id-list-a@0s"}) {
+		t.Fatalf("List = %v", got)
+	}
+	b := record("list-b")
+	b.UserID = a.UserID
+	mustCreate(t, s, b)
+	if got := listIDs(t, s, a.UserID); !slices.Equal(got, []string{"id-list-a@0s", "id-list-b@0s"}) {
+		t.Fatalf("List after a second sign-in = %v", got)
+	}
+	if err := s.Touch(ctx, b.ID, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := listIDs(t, s, a.UserID); !slices.Equal(got, []string{"id-list-a@0s", "id-list-b@1m0s"}) {
+		t.Fatalf("List after a touch = %v", got)
+	}
+	recs, _ := s.List(ctx, a.UserID, 0)
+	recs[0].ID = "changed by the caller"
+	if _, err := s.End(ctx, a.ID, session.Ending{Reason: session.ReasonLogout, At: t0, KeepUntil: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := listIDs(t, s, a.UserID); !slices.Equal(got, []string{"id-list-b@1m0s"}) {
+		t.Fatalf("List after a sign-out = %v", got)
+	}
+}
+
+// Another process's changes to a user's sessions are seen once the cached
+// list is older than the TTL; a list read while a write ran is not kept.
+func TestListCacheSeesOtherProcessWithinTTL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.db")
+	server, err := Open(path, WithCache(time.Second, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	now := t0
+	server.cache.now = func() time.Time { return now }
+	cli := openPath(t, path)
+	rec := record("list-cli")
+	mustCreate(t, server, rec)
+	listIDs(t, server, rec.UserID) // cached now
+	if _, err := cli.End(context.Background(), rec.ID, session.Ending{Reason: session.ReasonRevoked, At: t0, KeepUntil: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Second)
+	if got := listIDs(t, server, rec.UserID); len(got) != 0 {
+		t.Fatalf("a revocation by another process is not seen after the TTL: %v", got)
+	}
+
+	epoch := server.cache.currentEpoch()
+	server.cache.forget("") // a write finished while the list was read
+	server.cache.putList(rec.UserID, -1, []session.Record{rec}, epoch)
+	if _, ok := server.cache.getList(rec.UserID, -1); ok {
+		t.Error("the cache kept a list read while a write happened")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -619,6 +620,82 @@ func TestEndExpiredOldestFirstAndReasons(t *testing.T) {
 		!got.KeepUntil.Equal(t0.Add(2*time.Hour)) {
 		t.Fatalf("Ended(abs) = %+v, %v", got, err)
 	}
+}
+
+// EndExpired computes the endings it stores in SQL and the endings it
+// returns in Go, and selects its batch twice (once for each): the two must
+// agree, for every reason, at the edge of "keep for ever", and for ties of
+// deadline split across batches.
+func TestEndExpiredStoresTheEndingsItReturns(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name         string
+		auth         time.Duration // before t0
+		policy       session.Policy
+		keep         time.Duration
+		wantKeepEver bool
+	}{
+		{"idle", 0, policy, time.Hour, false},
+		{"absolute", 45 * time.Minute, session.Policy{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: time.Hour}, time.Hour, false},
+		{"tie", 30 * time.Minute, session.Policy{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: time.Hour}, time.Hour, false},
+		{"keep nothing", 0, policy, 0, false},
+		{"keep for ever", 0, policy, time.Duration(math.MaxInt64), true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := open(t)
+			rec := record(c.name)
+			rec.Policy = c.policy
+			rec.AuthenticatedAt = t0.Add(-c.auth)
+			mustCreate(t, s, rec)
+			ended, err := s.EndExpired(ctx, t0.Add(30*time.Minute), c.keep, 10) // every deadline, no KeepUntil
+			if err != nil || len(ended) != 1 {
+				t.Fatalf("EndExpired = %v, %v; want one record", ended, err)
+			}
+			reason, at := rec.Expiry()
+			if e := ended[0].Ending; e.Reason != reason || !e.At.Equal(at) {
+				t.Errorf("returned ending %+v; want %s at %v", e, reason, at)
+			}
+			if c.wantKeepEver != ended[0].KeepUntil.Equal(session.MaxStoreTime) {
+				t.Errorf("returned KeepUntil %v; keep for ever: %v", ended[0].KeepUntil, c.wantKeepEver)
+			}
+			got, err := s.Ended(ctx, rec.TokenHash)
+			if err != nil || got.Reason != ended[0].Reason || !got.At.Equal(ended[0].At) || !got.KeepUntil.Equal(ended[0].KeepUntil) {
+				t.Errorf("Ended = %+v, %v; want what EndExpired returned, %+v", got, err, ended[0].Ending)
+			}
+		})
+	}
+
+	t.Run("ties across batches", func(t *testing.T) {
+		s, _ := open(t)
+		const n, limit = 25, 10
+		var recs []session.Record
+		for i := range n {
+			rec := record(fmt.Sprint("tie-", i)) // all with the same deadline
+			mustCreate(t, s, rec)
+			recs = append(recs, rec)
+		}
+		endedIDs := make(map[string]bool)
+		for batch := 0; len(endedIDs) < n; batch++ {
+			ended, err := s.EndExpired(ctx, t0.Add(time.Hour), time.Hour, limit)
+			if err != nil || len(ended) != min(limit, n-len(endedIDs)) {
+				t.Fatalf("batch %d: EndExpired = %d records, %v", batch, len(ended), err)
+			}
+			for _, e := range ended {
+				endedIDs[e.ID] = true
+			}
+			for _, rec := range recs {
+				_, err := s.Ended(ctx, rec.TokenHash)
+				_, getErr := s.Get(ctx, rec.TokenHash)
+				switch {
+				case endedIDs[rec.ID] && (err != nil || !errors.Is(getErr, session.ErrNotFound)):
+					t.Errorf("batch %d: %s ended, but Ended = %v and Get = %v", batch, rec.ID, err, getErr)
+				case !endedIDs[rec.ID] && (!errors.Is(err, session.ErrNotFound) || getErr != nil):
+					t.Errorf("batch %d: %s not ended, but Ended = %v and Get = %v", batch, rec.ID, err, getErr)
+				}
+			}
+		}
+	})
 }
 
 func TestDataRoundTrip(t *testing.T) {
