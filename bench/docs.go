@@ -87,7 +87,9 @@ func markdown(res *results) []byte {
 	p("with the default policy (30 minutes idle, 12 hours absolute) and each store; the store is wrapped in a counter of writes.\n")
 	p("- **sessionguard server**: the `sessionguard` command built from this tree, with its SQLite database, signed in through `POST /auth/login`; ")
 	p("the measured requests are `GET %s` with `Accept: application/json` (the user's sessions as JSON) and `GET %s` (the account page, HTML). ", serverJSONPath, serverPagePath)
-	p("Both read the user from the session, look the account up and count as activity (unlike the passive `GET /auth/status`).\n")
+	p("Both read the user from the session, look the account up (the server keeps accounts it read in the last second) and count as activity (unlike the passive `GET /auth/status`). ")
+	p("The JSON list comes from the SQLite store's validated one-second cache of users' session lists; the account page is rendered by html/template on every request ")
+	p("(the server keeps rendered copies of the sign-in, re-authentication and error pages only).\n")
 	p("- **scs**: `scs.New()` with `IdleTimeout` 30 minutes and `Lifetime` 12 hours, and its memstore, redisstore (redigo pool) or postgresstore ")
 	p("(database/sql with the pgx driver, 64 idle connections kept so the pool does not reconnect under load); with an idle timeout scs writes the session back on every request.\n")
 	p("- **gorilla/sessions**: `sessions.NewCookieStore(key)` (a signed cookie); the handler checks the idle and absolute limits ")
@@ -116,15 +118,22 @@ func markdown(res *results) []byte {
 	var explained []verdict
 	for _, v := range res.verdicts() {
 		p("| %s | %s | %s |\n", v.Target, v.Measured, v.Met)
-		if v.Explain != "" {
+		if v.Explain != "" || v.Remedy != "" {
 			explained = append(explained, v)
 		}
 	}
 	p("\n")
 	if len(explained) > 0 {
-		p("Where a target is missed, the CPU profile of that system under the same load (below) shows where the time goes:\n\n")
+		p("Where a target is missed, the CPU profile of that system under the same load (below) shows where the time goes, and what we know would close the gap follows:\n\n")
 		for _, v := range explained {
-			p("- %s: %s.\n", v.Target, v.Explain)
+			p("- %s:", v.Target)
+			if v.Explain != "" {
+				p(" %s.", v.Explain)
+			}
+			if v.Remedy != "" {
+				p(" *What would close it:* %s.", v.Remedy)
+			}
+			p("\n")
 		}
 		p("\n")
 	}
