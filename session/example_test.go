@@ -140,3 +140,29 @@ func ExampleLookupPreset() {
 	fmt.Println(p.Policy.IdleTimeout, p.Policy.AbsoluteTimeout)
 	// Output: 15m0s 12h0m0s
 }
+
+// A forward-auth check that decides for itself what counts as activity:
+// a page navigation does, a background fetch does not.
+func ExampleManager_Check() {
+	sessions, err := session.New(session.Config{Store: memstore.New()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sessions.Close()
+
+	check := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		navigation := r.Header.Get("Sec-Fetch-Mode") == "navigate"
+		r = sessions.Check(r, navigation)
+		sess := session.FromContext(r.Context())
+		if sess == nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Remote-User", sess.UserID())
+	})
+
+	w := httptest.NewRecorder()
+	check.ServeHTTP(w, httptest.NewRequest("GET", "/check", nil))
+	fmt.Println(w.Code)
+	// Output: 401
+}

@@ -979,3 +979,73 @@ func TestSweepPacesItselfBetweenFullBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckDecidesActivity drives Check as a gateway does: the caller says
+// whether a request is activity, and only those move the idle clock, at
+// once and within touch throttling, whatever the headers say; inside
+// Handler on a Passive route, Check reuses the lookup and Handler adds no
+// second write.
+func TestCheckDecidesActivity(t *testing.T) {
+	h := newHarness(t, nil)
+	tok := h.login("alice")
+	check := func(active bool, headers ...string) *http.Request {
+		r := httptest.NewRequest("GET", "/gate", nil)
+		r.Header.Set("Cookie", h.m.CookieName()+"="+tok)
+		for _, line := range headers {
+			k, v, _ := strings.Cut(line, ":")
+			r.Header.Set(k, strings.TrimSpace(v))
+		}
+		return h.m.Check(r, active)
+	}
+
+	// Passive checks for most of the idle period: signed in, no write.
+	for at := 10 * time.Second; at < idle; at += 10 * time.Second {
+		h.clock.Set(t0.Add(at))
+		if session.FromContext(check(false).Context()) == nil {
+			t.Fatalf("passive check at %v: no session", at)
+		}
+	}
+	if n := h.store.touches.Load(); n != 0 {
+		t.Fatalf("passive checks wrote activity %d times", n)
+	}
+
+	// An active check writes at once, even with a passive header, and a
+	// second one within the touch interval does not.
+	h.clock.Set(t0.Add(idle - time.Second))
+	check(true, "Session-Activity: passive")
+	check(true)
+	if n := h.store.touches.Load(); n != 1 {
+		t.Fatalf("two active checks within the touch interval wrote %d times, want 1", n)
+	}
+	h.clock.Set(t0.Add(2*idle - 2*time.Second))
+	if session.FromContext(check(false).Context()) == nil {
+		t.Fatal("the active check did not move the idle deadline")
+	}
+	h.clock.Set(t0.Add(2*idle - time.Second))
+	r := check(false)
+	if session.FromContext(r.Context()) != nil || session.EndedReason(r.Context()) != session.ReasonIdle {
+		t.Fatalf("after the idle period: session %v, reason %q; want none, idle",
+			session.FromContext(r.Context()), session.EndedReason(r.Context()))
+	}
+
+	// Inside Handler, on a Passive route: one lookup, one write.
+	tok = h.login("bob")
+	h.store.gets.Store(0)
+	h.store.touches.Store(0)
+	h.clock.Set(h.clock.Now().Add(time.Minute))
+	gate := h.m.Handler(session.Passive(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if session.FromContext(h.m.Check(r, true).Context()) == nil {
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	})))
+	rq := httptest.NewRequest("GET", "/gate", nil)
+	rq.Header.Set("Cookie", h.m.CookieName()+"="+tok)
+	w := httptest.NewRecorder()
+	gate.ServeHTTP(w, rq)
+	if w.Code != http.StatusOK {
+		t.Fatalf("check inside Handler: %d", w.Code)
+	}
+	if g, n := h.store.gets.Load(), h.store.touches.Load(); g != 1 || n != 1 {
+		t.Fatalf("check inside Handler: %d lookups and %d writes, want 1 and 1", g, n)
+	}
+}

@@ -241,6 +241,28 @@ func (m *Manager) load(r *http.Request) *requestState {
 	return st
 }
 
+// Check finds and checks r's session as Handler does, and returns r with a
+// context for FromContext, EndedReason and StoreError. When active is true
+// it counts r as activity at once, within touch throttling; the passive
+// headers and Passive are not consulted: the caller has decided. It sets no
+// header and runs no handler.
+//
+// Check is for code that decides for itself what activity is, such as a
+// gateway answering for another application's requests, where a request
+// may be a stream that lasts an hour: Handler would record its activity
+// only when it ends. Inside Handler, Check reuses the request's lookup; wrap
+// such a route in Passive so that Handler does not count it as well.
+func (m *Manager) Check(r *http.Request, active bool) *http.Request {
+	st := m.requestState(r)
+	if active {
+		m.touchIfDue(r, st)
+	}
+	if stateFrom(r.Context()) == st {
+		return r // inside Handler: the context has the state already
+	}
+	return r.WithContext(st)
+}
+
 // recordActivity writes the activity of r, whose state is st, to the store
 // after the handler ran, unless the last write is recent (touch throttling)
 // or the request was passive. Waiting for the handler lets a route wrapped
@@ -250,9 +272,23 @@ func (m *Manager) recordActivity(r *http.Request, st *requestState) {
 	if sess == nil {
 		return
 	}
+	_, last, policy := sess.activity()
+	if st.at.Before(last.Add(m.TouchInterval(policy))) || st.isPassive(r) {
+		return
+	}
+	m.touchIfDue(r, st)
+}
+
+// touchIfDue writes the activity of r, whose state is st, unless the last
+// write is recent or another request of this process is writing it.
+func (m *Manager) touchIfDue(r *http.Request, st *requestState) {
+	sess, _, _ := st.get()
+	if sess == nil {
+		return
+	}
 	id, last, policy := sess.activity()
 	interval := m.TouchInterval(policy)
-	if st.at.Before(last.Add(interval)) || st.isPassive(r) || !m.claims.claim(id, st.at, interval) {
+	if st.at.Before(last.Add(interval)) || !m.claims.claim(id, st.at, interval) {
 		return
 	}
 	if err := sess.touch(r.Context(), st.at); err != nil && !errors.Is(err, ErrNotFound) {

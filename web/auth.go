@@ -147,7 +147,7 @@ type loginView struct {
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	next := safeNext(q.Get("next"))
+	next := s.redirectHosts.nextTarget(q.Get("next"))
 	if session.FromContext(r.Context()) != nil {
 		seeOther(w, next)
 		return
@@ -169,7 +169,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	name := strings.TrimSpace(r.PostForm.Get("username"))
 	password := r.PostForm.Get("password")
-	next := safeNext(r.PostForm.Get("next"))
+	next := s.redirectHosts.nextTarget(r.PostForm.Get("next"))
 	ip := s.clientIP(r)
 	fail := func(status int, msg string) {
 		if wantsJSON(r) {

@@ -128,6 +128,18 @@ type Config struct {
 	// /auth/drafts answers 404 and the script saves nothing.
 	Drafts *drafts.Store
 
+	// RedirectHosts are the hosts, besides this server's own paths, that
+	// the sign-in page may send a browser back to: the applications a
+	// gateway protects on hosts of their own. The default allows none.
+	RedirectHosts RedirectHosts
+
+	// Embedded says the server sits in front of another application that
+	// owns every path outside /auth/, /setup, /healthz, /readyz and
+	// /metrics (reverse-proxy mode): the pages then link only to those.
+	// The default (false) links to the server's own home, account and
+	// admin pages.
+	Embedded bool
+
 	// TrustedOrigins are extra origins ("https://admin.example.com") whose
 	// cross-origin unsafe requests are allowed by the CSRF protection. The
 	// default (none) allows same-origin requests only.

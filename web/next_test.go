@@ -84,3 +84,84 @@ func TestSafeNextTable(t *testing.T) {
 		}
 	}
 }
+
+func TestRedirectHosts(t *testing.T) {
+	rh, err := NewRedirectHosts([]string{"Grafana.example.com", "wiki.example.org:8443"}, ".corp.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for next, want := range map[string]string{
+		"/reports?q=1":                          "/reports?q=1",
+		"https://grafana.example.com/d/1?x=2":   "https://grafana.example.com/d/1?x=2",
+		"http://grafana.example.com:3000/":      "http://grafana.example.com:3000/",
+		"https://wiki.example.org:8443/page":    "https://wiki.example.org:8443/page",
+		"https://wiki.example.org/page":         "/", // another port than listed
+		"https://app.corp.example/x":            "https://app.corp.example/x",
+		"https://corp.example/":                 "https://corp.example/",
+		"https://evilcorp.example/":             "/",
+		"https://grafana.example.com.evil.net/": "/",
+		"https://evil.net/?grafana.example.com": "/",
+		"https://user@grafana.example.com/":     "/",
+		"javascript://grafana.example.com/%0a":  "/",
+		"HTTPS://grafana.example.com/":          "/", // written other than url.Parse reads it
+		"https:grafana.example.com/":            "/",
+		"https://grafana.example.com\\@evil/":   "/",
+		"https://grafana.example.com/\t/x":      "/",
+		"ftp://grafana.example.com/":            "/",
+		"//grafana.example.com/":                "/",
+	} {
+		if got := rh.nextTarget(next); got != want {
+			t.Errorf("nextTarget(%q) = %q, want %q", next, got, want)
+		}
+	}
+	var none RedirectHosts
+	if got := none.nextTarget("https://grafana.example.com/"); got != "/" {
+		t.Errorf("the zero RedirectHosts allowed %q", got)
+	}
+	for _, bad := range []string{"", "https://x.example", "x.example/path", "user@x.example", "x.example?q"} {
+		if _, err := NewRedirectHosts([]string{bad}, ""); err == nil {
+			t.Errorf("NewRedirectHosts accepted %q", bad)
+		}
+	}
+}
+
+// TestSignInReturnsToAllowedHost: signing in sends the browser back to a
+// protected application's absolute URL only when its host is allowed.
+func TestSignInReturnsToAllowedHost(t *testing.T) {
+	rh, err := NewRedirectHosts([]string{"grafana.example.com"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) { c.RedirectHosts = rh })
+	e.addUser("alice", alicePassword, "user")
+	for next, want := range map[string]string{
+		"https://grafana.example.com/d/1": "https://grafana.example.com/d/1",
+		"https://evil.example.net/":       "/",
+	} {
+		c := e.browser()
+		res := c.post("/auth/login", url.Values{"username": {"alice"}, "password": {alicePassword}, "next": {next}}, "Accept", "text/html")
+		wantRedirect(t, res, want)
+		// Signed in already, the sign-in page forwards the same way.
+		wantRedirect(t, c.get("/auth/login?next="+url.QueryEscape(next)), want)
+	}
+}
+
+// TestEmbeddedPagesLinkUnderAuth: in front of another application, which
+// owns /account and /admin, the pages link only to sessionguard's own.
+func TestEmbeddedPagesLinkUnderAuth(t *testing.T) {
+	for _, embedded := range []bool{false, true} {
+		e := newEnv(t, func(c *Config) { c.Embedded = embedded })
+		e.addUser("root", rootPassword, "admin")
+		c := e.browser()
+		c.login("root", rootPassword)
+		body := wantStatus(t, c.get("/auth/sessions"), 200)
+		for _, link := range []string{`href="/account"`, `href="/admin"`} {
+			if strings.Contains(body, link) == embedded {
+				t.Errorf("embedded %v: the sessions page has %s: %v", embedded, link, !embedded)
+			}
+		}
+		if !strings.Contains(body, `href="/auth/static/style.css"`) {
+			t.Errorf("embedded %v: the stylesheet is not under /auth/", embedded)
+		}
+	}
+}

@@ -44,6 +44,10 @@ type view struct {
 // part of rendering a page.
 type navState struct {
 	Home, Sessions, Account, Admin bool
+
+	// Embedded hides the entries outside /auth/: in front of another
+	// application, which owns every other path (Config.Embedded).
+	Embedded bool
 }
 
 // navFor returns the navState of the entry named nav.
@@ -117,6 +121,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 		return
 	}
 	v.NavIs = navFor(v.Nav)
+	v.NavIs.Embedded = s.embedded
 	key, cacheable := s.rendered.key(page, v)
 	if cacheable {
 		if b, ok := s.rendered.get(key); ok {

@@ -109,7 +109,7 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 	c := e.browser()
 	c.login("alice", alicePassword)
 	for _, res := range []*http.Response{
-		c.get("/"), c.get("/auth/login"), c.get("/auth/status"), c.get("/nope"), c.get("/static/style.css"),
+		c.get("/"), c.get("/auth/login"), c.get("/auth/status"), c.get("/nope"), c.get("/auth/static/style.css"),
 		c.get("/healthz"), c.get("/metrics"), c.post("/auth/extend", nil), e.browser().get("/account"),
 	} {
 		readBody(res)
@@ -221,7 +221,7 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 		t.Errorf("Allow %q", allow)
 	}
 	// Odd paths: a client error or a redirect, never a server error.
-	for _, p := range []string{"/%00", "/..%2f..%2fetc/passwd", "/static/../../go.mod", "/static/%2e%2e/x", "/auth//login", "/%ff%fe"} {
+	for _, p := range []string{"/%00", "/..%2f..%2fetc/passwd", "/auth/static/../../go.mod", "/auth/static/%2e%2e/x", "/auth//login", "/%ff%fe"} {
 		r := httptest.NewRequest(http.MethodGet, "https://sessionguard.test/", nil)
 		r.URL.RawPath, r.URL.Path = p, mustUnescape(t, p)
 		r.RequestURI = p

@@ -77,6 +77,18 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, c
 	s.render(w, r, status, "error", v)
 }
 
+// ServeError answers with the server's own error page (or JSON error, for
+// JSON clients) and its security headers, for a component in front of the
+// server that fails on its own, such as a gateway whose application does
+// not answer. message tells the person what to do.
+func (s *Server) ServeError(w http.ResponseWriter, r *http.Request, status int, code, message string) {
+	h := w.Header()
+	for _, sh := range s.securityHeaders {
+		h[sh.name] = sh.value
+	}
+	s.errorPage(w, r, status, code, message)
+}
+
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	s.errorPage(w, r, http.StatusNotFound, "not_found", "There is no page at this address.")
 }
@@ -123,7 +135,8 @@ func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) 
 	})
 }
 
-// seeOther redirects with 303 to target, which must be a same-origin path.
+// seeOther redirects with 303 to target: a same-origin path, or an absolute
+// URL that RedirectHosts allows.
 func seeOther(w http.ResponseWriter, target string) {
 	w.Header().Set("Location", target)
 	w.WriteHeader(http.StatusSeeOther)

@@ -53,7 +53,7 @@ func (s *Server) routes() {
 	if s.drafts != nil {
 		s.handle("/auth/drafts", drafts.Handler(s.drafts, nil))
 	}
-	s.handle("GET /static/{file}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /auth/static/{file}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.serveStatic(w, r, r.PathValue("file"))
 	}))
 	s.handle("GET /healthz", http.HandlerFunc(s.healthz))

@@ -48,6 +48,8 @@ type Server struct {
 	absoluteWarnBefore time.Duration
 	tls                bool
 	maxBody            int64
+	redirectHosts      RedirectHosts
+	embedded           bool
 
 	mux      *http.ServeMux
 	patterns map[string]bool // the patterns registered on mux
@@ -102,6 +104,8 @@ func newServer(cfg Config) (*Server, error) {
 		absoluteWarnBefore: cfg.AbsoluteWarnBefore,
 		tls:                cfg.TLS,
 		maxBody:            cfg.MaxFormBytes,
+		redirectHosts:      cfg.RedirectHosts,
+		embedded:           cfg.Embedded,
 		mux:                http.NewServeMux(),
 		patterns:           make(map[string]bool),
 	}

@@ -56,6 +56,11 @@ type option struct {
 	fromEnv bool   // SESSIONGUARD_<NAME> stands in for the flag
 	boolean bool
 
+	// multi options may be repeated on the command line; their values are
+	// kept in values, and the environment gives them comma-separated.
+	multi  bool
+	values []string
+
 	raw       string
 	onCmdLine bool
 	explicit  bool   // given on the command line or in the environment
@@ -65,9 +70,15 @@ type option struct {
 
 // Set and String make an option a flag.Value that only records its text;
 // IsBoolFlag lets a boolean flag stand alone ("-json").
-func (o *option) Set(s string) error { o.raw, o.onCmdLine = s, true; return nil }
-func (o *option) String() string     { return o.raw }
-func (o *option) IsBoolFlag() bool   { return o.boolean }
+func (o *option) Set(s string) error {
+	o.raw, o.onCmdLine = s, true
+	if o.multi {
+		o.values = append(o.values, s)
+	}
+	return nil
+}
+func (o *option) String() string   { return o.raw }
+func (o *option) IsBoolFlag() bool { return o.boolean }
 
 // newFlagSet returns an empty flagSet for command ("sessionguard user add"),
 // whose help shows synopsis and about.
@@ -120,6 +131,30 @@ func (f *flagSet) Bool(p *bool, name, usage string) *option {
 		}})
 }
 
+// Strings defines a flag that may be given several times, each time with
+// one value; the environment gives the values comma-separated. check, if
+// not nil, checks each value.
+func (f *flagSet) Strings(p *[]string, name, arg, usage string, check func(string) error) *option {
+	o := &option{name: name, arg: arg, usage: usage, fromEnv: true, multi: true, defHelp: "none"}
+	o.convert = func(string) error {
+		*p = nil
+		for _, v := range o.values {
+			if check != nil {
+				if err := check(v); err != nil {
+					return err
+				}
+			}
+			*p = append(*p, v)
+		}
+		return nil
+	}
+	return f.add(o)
+}
+
+// on makes the boolean option o true by default ("-inject-script=false"
+// turns it off), and returns o.
+func (o *option) on() *option { o.def = "true"; return o }
+
 // Choice defines a text flag whose value must be one of choices.
 func (f *flagSet) Choice(p *string, name, def string, choices []string, usage string) *option {
 	return f.add(&option{name: name, def: def, arg: strings.Join(choices, "|"), usage: usage, fromEnv: true,
@@ -164,9 +199,19 @@ func (f *flagSet) parse(args []string, getenv func(string) string, stdout io.Wri
 		case o.fromEnv && getenv(envName(o.name)) != "":
 			value, o.explicit = getenv(envName(o.name)), true
 			o.source = "-" + o.name + " (from " + envName(o.name) + ")"
+			if o.multi {
+				for part := range strings.SplitSeq(value, ",") {
+					if part = strings.TrimSpace(part); part != "" {
+						o.values = append(o.values, part)
+					}
+				}
+			}
 		}
 		o.raw = value
 		if err := o.convert(value); err != nil {
+			if o.multi {
+				return nil, usageErrorf("invalid value for %s: %v", o.source, err)
+			}
 			return nil, usageErrorf("invalid value %q for %s: %v", value, o.source, err)
 		}
 	}
@@ -208,6 +253,10 @@ func (f *flagSet) printUsage(w io.Writer) {
 		fmt.Fprintf(w, "\n      %s\n", o.usage)
 		var notes []string
 		switch {
+		case o.multi:
+			notes = append(notes, "repeatable")
+		case o.boolean && o.def == "true":
+			notes = append(notes, "default: true")
 		case o.boolean:
 		case o.def == "" && o.defHelp != "":
 			notes = append(notes, "default: "+o.defHelp)
@@ -216,7 +265,9 @@ func (f *flagSet) printUsage(w io.Writer) {
 		default:
 			notes = append(notes, "default: "+o.def)
 		}
-		if o.fromEnv {
+		if o.fromEnv && o.multi {
+			notes = append(notes, "$"+envName(o.name)+", comma-separated")
+		} else if o.fromEnv {
 			notes = append(notes, "$"+envName(o.name))
 		}
 		if len(notes) > 0 {

@@ -179,6 +179,40 @@ func TestServeEnvAndFlags(t *testing.T) {
 					t.Errorf("log %q %v", c.LogFormat, c.LogLevel)
 				}
 			}},
+		{"gateway defaults", nil, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.Upstream != nil || !c.InjectScript || c.GateActivity != "navigation" || c.GatePassivePaths != nil ||
+					c.GateAllowRoles != nil || c.GateRedirectHosts != nil || c.CookieDomain != "" {
+					t.Errorf("gateway defaults: %+v", c)
+				}
+			}},
+		{"gateway flags, repeated", []string{"-upstream", "http://127.0.0.1:3000/base", "-inject-script=false",
+			"-gate-activity", "all", "-gate-passive-path", "/api/notifications/*", "-gate-passive-path", "/poll",
+			"-gate-allow-role", "admin", "-gate-redirect-host", "grafana.example.com", "-gate-redirect-host", "wiki.example.com:8443",
+			"-cookie-domain", ".Example.com"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.Upstream.String() != "http://127.0.0.1:3000/base" || c.InjectScript || c.GateActivity != "all" ||
+					strings.Join(c.GatePassivePaths, " ") != "/api/notifications/* /poll" ||
+					strings.Join(c.GateAllowRoles, " ") != "admin" ||
+					strings.Join(c.GateRedirectHosts, " ") != "grafana.example.com wiki.example.com:8443" ||
+					c.CookieDomain != "example.com" {
+					t.Errorf("gateway flags: %+v", c)
+				}
+			}},
+		{"repeatable flags from env, comma-separated", nil, map[string]string{
+			"SESSIONGUARD_GATE_ALLOW_ROLE": "admin, user", "SESSIONGUARD_GATE_PASSIVE_PATH": "/a/*,/b",
+			"SESSIONGUARD_INJECT_SCRIPT": "false"},
+			func(t *testing.T, c *serveConfig) {
+				if strings.Join(c.GateAllowRoles, " ") != "admin user" || strings.Join(c.GatePassivePaths, " ") != "/a/* /b" || c.InjectScript {
+					t.Errorf("from env: roles %q, paths %q, inject %v", c.GateAllowRoles, c.GatePassivePaths, c.InjectScript)
+				}
+			}},
+		{"repeatable flag wins over env", []string{"-gate-allow-role", "user"}, map[string]string{"SESSIONGUARD_GATE_ALLOW_ROLE": "admin"},
+			func(t *testing.T, c *serveConfig) {
+				if strings.Join(c.GateAllowRoles, " ") != "user" {
+					t.Errorf("roles %q, want the flag's user only", c.GateAllowRoles)
+				}
+			}},
 		{"base url trailing slash", []string{"-base-url", "https://sg.example.com/"}, nil,
 			func(t *testing.T, c *serveConfig) {
 				if c.BaseURL != "https://sg.example.com" {
@@ -266,6 +300,24 @@ func TestServeBadValues(t *testing.T) {
 			`invalid value "0.0.0.0:6060" for -debug-addr: must be a loopback address (127.0.0.1, [::1] or localhost): profiles are not for the network`},
 		{"debug address without a port", []string{"-debug-addr", "127.0.0.1"}, nil,
 			`invalid value "127.0.0.1" for -debug-addr: want HOST:PORT, for example 127.0.0.1:6060`},
+		{"upstream not a URL", []string{"-upstream", "127.0.0.1:3000"}, nil,
+			`invalid value "127.0.0.1:3000" for -upstream: want the application's absolute http:// or https:// URL, as in http://127.0.0.1:3000`},
+		{"upstream with a query", []string{"-upstream", "http://app/?x=1"}, nil,
+			`invalid value "http://app/?x=1" for -upstream: want a URL without user, query or fragment`},
+		{"bad gate activity", []string{"-gate-activity", "some"}, nil,
+			`invalid value "some" for -gate-activity: want one of navigation, all`},
+		{"relative passive path", []string{"-gate-passive-path", "/ok", "-gate-passive-path", "api/*"}, nil,
+			`invalid value for -gate-passive-path: "api/*": a path pattern starts with /, as in /api/notifications/*`},
+		{"malformed passive path", []string{"-gate-passive-path", "/api/["}, nil,
+			`invalid value for -gate-passive-path: "/api/[" is not a valid pattern: syntax error in pattern`},
+		{"unknown role from env", nil, map[string]string{"SESSIONGUARD_GATE_ALLOW_ROLE": "admin,root"},
+			`invalid value for -gate-allow-role (from SESSIONGUARD_GATE_ALLOW_ROLE): "root": roles are admin and user`},
+		{"redirect host with a scheme", []string{"-gate-redirect-host", "https://app.example.com"}, nil,
+			`invalid value for -gate-redirect-host: "https://app.example.com" is not a host name such as app.example.com or app.example.com:8443`},
+		{"cookie domain of one label", []string{"-cookie-domain", "com"}, nil,
+			`invalid value "com" for -cookie-domain: want a domain name with at least two labels, such as example.com`},
+		{"cookie domain an address", []string{"-cookie-domain", "10.0.0.1"}, nil,
+			`invalid value "10.0.0.1" for -cookie-domain: want a domain name such as example.com, not an address`},
 		{"unknown flag", []string{"-idle", "5m"}, nil,
 			`flag provided but not defined: -idle (see 'sessionguard serve -h')`},
 		{"missing value", []string{"-addr"}, nil,
@@ -357,6 +409,9 @@ func TestServeHelp(t *testing.T) {
 			"-trusted-proxy CIDR", "$SESSIONGUARD_TRUSTED_PROXY",
 			"-base-url URL", "$SESSIONGUARD_BASE_URL",
 			"-debug-addr HOST:PORT", "default: off", "$SESSIONGUARD_DEBUG_ADDR",
+			"-upstream URL", "-inject-script\n", "default: true", "-gate-activity navigation|all",
+			"-gate-passive-path GLOB", "repeatable; $SESSIONGUARD_GATE_PASSIVE_PATH, comma-separated",
+			"-gate-allow-role ROLE", "-gate-redirect-host HOST", "-cookie-domain DOMAIN",
 			"environment variable", "sessionguard user", "sessionguard audit",
 		} {
 			if !strings.Contains(help, want) {
@@ -379,8 +434,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 			n++
 		}
 	}
-	if n != 22 {
-		t.Errorf("help lists %d flags, want the 22 of serve", n)
+	if n != 29 {
+		t.Errorf("help lists %d flags, want the 29 of serve", n)
 	}
 }
 

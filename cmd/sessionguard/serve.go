@@ -22,6 +22,7 @@ import (
 
 	"github.com/sessionguard/sessionguard/account"
 	"github.com/sessionguard/sessionguard/drafts"
+	"github.com/sessionguard/sessionguard/internal/gateway"
 	"github.com/sessionguard/sessionguard/internal/metrics"
 	"github.com/sessionguard/sessionguard/internal/sqldb"
 	"github.com/sessionguard/sessionguard/session"
@@ -75,17 +76,22 @@ func serve(ctx context.Context, cfg *serveConfig, logOut io.Writer) error {
 	}
 	defer a.close(log)
 
-	handler, err := a.webServer(cfg, log)
-	if err != nil {
-		return err
-	}
-
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
 	}
+	defer ln.Close()
+	baseURL := cfg.BaseURL
+	if baseURL == "" {
+		baseURL = deriveBaseURL(ln.Addr(), cfg.Addr, cfg.TLS())
+	}
+
+	handler, err := a.handler(cfg, baseURL, log)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           withDeadline(handler, handlerTimeout),
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -99,10 +105,6 @@ func serve(ctx context.Context, cfg *serveConfig, logOut io.Writer) error {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
 
-	baseURL := cfg.BaseURL
-	if baseURL == "" {
-		baseURL = deriveBaseURL(ln.Addr(), cfg.Addr, cfg.TLS())
-	}
 	attrs := []any{
 		"addr", ln.Addr().String(),
 		"url", baseURL,
@@ -117,6 +119,9 @@ func serve(ctx context.Context, cfg *serveConfig, logOut io.Writer) error {
 	}
 	if cfg.Preset != "" {
 		attrs = append(attrs, "preset", cfg.Preset)
+	}
+	if cfg.Upstream != nil {
+		attrs = append(attrs, "upstream", cfg.Upstream.Redacted())
 	}
 	// Tests and scripts read the address from this line when -addr asks
 	// for a free port (":0").
@@ -170,9 +175,44 @@ func serve(ctx context.Context, cfg *serveConfig, logOut io.Writer) error {
 	return nil
 }
 
-// webServer builds the web application on a's stores and returns its
-// handler.
-func (a *app) webServer(cfg *serveConfig, log *slog.Logger) (http.Handler, error) {
+// handler builds the web application and the gateway in front of it on
+// a's stores, and returns the server's handler. sessionguard's own routes
+// get a deadline (handlerTimeout); requests proxied to -upstream do not,
+// since a stream or a WebSocket lasts as long as the application says.
+func (a *app) handler(cfg *serveConfig, baseURL string, log *slog.Logger) (http.Handler, error) {
+	redirectHosts, err := web.NewRedirectHosts(cfg.GateRedirectHosts, cfg.CookieDomain)
+	if err != nil {
+		return nil, err // checked with the flags
+	}
+	ws, err := a.webServer(cfg, redirectHosts, log)
+	if err != nil {
+		return nil, err
+	}
+	gate, err := gateway.New(gateway.Config{
+		Sessions:       a.sessions,
+		Accounts:       a.accounts,
+		Web:            ws,
+		TrustedProxies: cfg.TrustedProxies,
+		AllowRoles:     cfg.GateAllowRoles,
+		PassivePaths:   cfg.GatePassivePaths,
+		Activity:       gateway.Activity(cfg.GateActivity),
+		BaseURL:        cfg.BaseURL,
+		DefaultBaseURL: baseURL,
+		RedirectHosts:  redirectHosts,
+		Upstream:       cfg.Upstream,
+		InjectScript:   cfg.InjectScript,
+		ClientIP:       a.clientIP,
+		Metrics:        a.metrics,
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return gate.Handler(withDeadline(ws.Handler(), handlerTimeout)), nil
+}
+
+// webServer builds the web application on a's stores.
+func (a *app) webServer(cfg *serveConfig, redirectHosts web.RedirectHosts, log *slog.Logger) (*web.Server, error) {
 	wcfg := web.Config{
 		Sessions:      a.sessions,
 		Accounts:      a.accounts,
@@ -193,6 +233,8 @@ func (a *app) webServer(cfg *serveConfig, log *slog.Logger) (http.Handler, error
 		Ready:              a.ready,
 		ClientIP:           a.clientIP,
 		TLS:                cfg.TLS() || strings.HasPrefix(cfg.BaseURL, "https://"),
+		RedirectHosts:      redirectHosts,
+		Embedded:           cfg.Upstream != nil,
 	}
 	if a.setup != nil {
 		wcfg.Setup = a.setup
@@ -203,11 +245,7 @@ func (a *app) webServer(cfg *serveConfig, log *slog.Logger) (http.Handler, error
 		// session ends, which is no warning.
 		wcfg.WarnBefore = time.Nanosecond
 	}
-	s, err := web.New(wcfg)
-	if err != nil {
-		return nil, err
-	}
-	return s.Handler(), nil
+	return web.New(wcfg)
 }
 
 // withDeadline gives the context of every request to h a deadline d from
@@ -260,6 +298,16 @@ func warnings(cfg *serveConfig, baseURL string, listening net.Addr, log *slog.Lo
 	if cfg.WarnBefore >= cfg.Policy.IdleTimeout {
 		log.Info("-warn-before is not shorter than -idle-timeout: the timeout warning shows from the start of each idle period",
 			"warn_before", formatDuration(cfg.WarnBefore), "idle_timeout", formatDuration(cfg.Policy.IdleTimeout))
+	}
+	if cfg.CookieDomain != "" {
+		log.Warn("-cookie-domain: the session cookie goes to every host under this domain, and any of them can read or overwrite it; trust them all, or keep one origin per application (docs/gateway.md)",
+			"cookie_domain", cfg.CookieDomain)
+	}
+	if cfg.GateActivity == "all" {
+		log.Warn("-gate-activity all: every checked request that is not marked passive extends its session, so a page that polls keeps an unattended session alive")
+	}
+	if cfg.Upstream != nil && !cfg.InjectScript {
+		log.Info("-inject-script=false: the application's pages get no timeout warning unless they include /auth/timeout.js themselves")
 	}
 	if cfg.InsecureCookie && (cfg.TLS() || strings.HasPrefix(baseURL, "https://")) {
 		log.Warn("-insecure-cookie is set although the server is reached over HTTPS: it only weakens the cookie")
@@ -363,7 +411,7 @@ func openApp(ctx context.Context, cfg *serveConfig, log *slog.Logger) (_ *app, e
 		Policy:        cfg.Policy,
 		TouchInterval: cfg.TouchInterval,
 		StoreTimeout:  cfg.StoreTimeout,
-		Cookie:        session.CookieConfig{InsecureAllowHTTP: cfg.InsecureCookie},
+		Cookie:        session.CookieConfig{InsecureAllowHTTP: cfg.InsecureCookie, Domain: cfg.CookieDomain},
 		Observers:     []session.Observer{a.audit, a.metrics},
 		Logger:        log,
 		ClientIP:      a.clientIP,

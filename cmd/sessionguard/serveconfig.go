@@ -8,11 +8,14 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/sessionguard/sessionguard/account"
 	"github.com/sessionguard/sessionguard/session"
+	"github.com/sessionguard/sessionguard/web"
 )
 
 // serveConfig is everything `sessionguard serve` is told, checked.
@@ -41,6 +44,15 @@ type serveConfig struct {
 	TrustedProxies []netip.Prefix
 	BaseURL        string // empty: derived from the listening address
 	DebugAddr      string // empty: no profiling listener
+
+	// The gateway (docs/gateway.md).
+	Upstream          *url.URL // nil: no reverse-proxy mode
+	InjectScript      bool
+	GateActivity      string // "navigation" or "all"
+	GatePassivePaths  []string
+	GateAllowRoles    []string
+	GateRedirectHosts []string
+	CookieDomain      string
 }
 
 // TLS reports whether the server itself speaks HTTPS.
@@ -108,9 +120,24 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 	f.String(&trusted, "trusted-proxy", "", "CIDR[,CIDR...]",
 		"reverse proxies whose X-Forwarded-For header gives the client address").defaultIs("none trusted")
 	f.String(&c.BaseURL, "base-url", "", "URL",
-		"the server's public URL, for the printed setup link").defaultIs("from -addr and TLS")
+		"the server's public URL, for the printed setup link and the gateway's sign-in redirects").defaultIs("from -addr and TLS; the gateway uses the checked request's host")
 	f.String(&c.DebugAddr, "debug-addr", "", "HOST:PORT",
 		"serve Go's runtime profiles (/debug/pprof/) on this loopback address, apart from the application").defaultIs("off")
+	var upstream string
+	f.String(&upstream, "upstream", "", "URL",
+		"reverse-proxy mode: forward signed-in users' requests for every path outside /auth/, /setup, /healthz, /readyz and /metrics to this application").defaultIs("none: the gateway answers forward-auth checks only")
+	f.Bool(&c.InjectScript, "inject-script",
+		"in reverse-proxy mode, insert the timeout script into the application's HTML pages (-inject-script=false: leave them alone)").on()
+	f.Choice(&c.GateActivity, "gate-activity", "navigation", []string{"navigation", "all"},
+		"which gateway requests extend a session: page navigations and form posts only, or every request not marked passive")
+	f.Strings(&c.GatePassivePaths, "gate-passive-path", "GLOB",
+		"a path pattern (path.Match, as in /api/notifications/*) whose requests never extend a session", checkPassivePath)
+	f.Strings(&c.GateAllowRoles, "gate-allow-role", "ROLE",
+		"only users with this role (admin or user) pass the gateway; others get 403", checkRole)
+	f.Strings(&c.GateRedirectHosts, "gate-redirect-host", "HOST",
+		"a host of a protected application that signing in may return to with an absolute URL (with -cookie-domain, its subdomains are allowed too)", checkRedirectHost)
+	f.String(&c.CookieDomain, "cookie-domain", "", "DOMAIN",
+		"share the session cookie with every subdomain of DOMAIN (cookie __Secure-session with Domain=; see docs/gateway.md for the trade-off)").defaultIs("none: the cookie stays on one host (__Host-session)")
 
 	rest, err := f.parse(args, getenv, stdout)
 	if err != nil {
@@ -209,6 +236,17 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 		}
 		c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	}
+	if upstream != "" {
+		if c.Upstream, err = parseUpstream(upstream); err != nil {
+			return nil, usageErrorf("invalid value %q for %s: %v", upstream, f.lookup("upstream").source, err)
+		}
+	}
+	if c.CookieDomain != "" {
+		if err := checkCookieDomain(c.CookieDomain); err != nil {
+			return nil, usageErrorf("invalid value %q for %s: %v", c.CookieDomain, f.lookup("cookie-domain").source, err)
+		}
+		c.CookieDomain = strings.ToLower(strings.TrimPrefix(c.CookieDomain, "."))
+	}
 	if c.DebugAddr != "" {
 		if err := checkDebugAddr(c.DebugAddr); err != nil {
 			return nil, usageErrorf("invalid value %q for %s: %v", c.DebugAddr, f.lookup("debug-addr").source, err)
@@ -292,6 +330,69 @@ func checkBaseURL(s string) error {
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return fmt.Errorf("want a URL without user, query or fragment")
+	}
+	return nil
+}
+
+// parseUpstream checks -upstream: an absolute http:// or https:// URL of
+// the application, without user, query or fragment.
+func parseUpstream(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("want the application's absolute http:// or https:// URL, as in http://127.0.0.1:3000")
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("want a URL without user, query or fragment")
+	}
+	return u, nil
+}
+
+// checkPassivePath checks a -gate-passive-path pattern.
+func checkPassivePath(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("%q: a path pattern starts with /, as in /api/notifications/*", p)
+	}
+	if _, err := path.Match(p, "/"); err != nil {
+		return fmt.Errorf("%q is not a valid pattern: %v", p, err)
+	}
+	return nil
+}
+
+// checkRole checks a -gate-allow-role value.
+func checkRole(r string) error {
+	if !account.Role(r).Valid() {
+		return fmt.Errorf("%q: roles are %s and %s", r, account.RoleAdmin, account.RoleUser)
+	}
+	return nil
+}
+
+// checkRedirectHost checks a -gate-redirect-host value.
+func checkRedirectHost(h string) error {
+	_, err := web.NewRedirectHosts([]string{h}, "")
+	return err
+}
+
+// checkCookieDomain accepts a DNS name with at least two labels: a cookie
+// for a whole top-level domain is refused by browsers, and an address
+// cannot have subdomains.
+func checkCookieDomain(d string) error {
+	d = strings.TrimPrefix(d, ".")
+	if _, err := netip.ParseAddr(d); err == nil {
+		return errors.New("want a domain name such as example.com, not an address")
+	}
+	labels := strings.Split(d, ".")
+	if len(labels) < 2 {
+		return errors.New("want a domain name with at least two labels, such as example.com")
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return errors.New("want a domain name such as example.com")
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return errors.New("want a domain name such as example.com, letters, digits and hyphens only")
+			}
+		}
 	}
 	return nil
 }
