@@ -181,7 +181,7 @@ func TestServeEnvAndFlags(t *testing.T) {
 			}},
 		{"gateway defaults", nil, nil,
 			func(t *testing.T, c *serveConfig) {
-				if c.Upstream != nil || !c.InjectScript || c.GateActivity != "navigation" || c.GatePassivePaths != nil ||
+				if c.Upstream != nil || c.UpstreamTimeout != time.Minute || !c.InjectScript || c.GateActivity != "navigation" || c.GatePassivePaths != nil ||
 					c.GateAllowRoles != nil || c.GateRedirectHosts != nil || c.CookieDomain != "" {
 					t.Errorf("gateway defaults: %+v", c)
 				}
@@ -304,6 +304,8 @@ func TestServeBadValues(t *testing.T) {
 			`invalid value "127.0.0.1:3000" for -upstream: want the application's absolute http:// or https:// URL, as in http://127.0.0.1:3000`},
 		{"upstream with a query", []string{"-upstream", "http://app/?x=1"}, nil,
 			`invalid value "http://app/?x=1" for -upstream: want a URL without user, query or fragment`},
+		{"zero upstream timeout", []string{"-upstream-timeout", "0s"}, nil,
+			`invalid value "0s" for -upstream-timeout: must be positive`},
 		{"bad gate activity", []string{"-gate-activity", "some"}, nil,
 			`invalid value "some" for -gate-activity: want one of navigation, all`},
 		{"relative passive path", []string{"-gate-passive-path", "/ok", "-gate-passive-path", "api/*"}, nil,
@@ -409,7 +411,7 @@ func TestServeHelp(t *testing.T) {
 			"-trusted-proxy CIDR", "$SESSIONGUARD_TRUSTED_PROXY",
 			"-base-url URL", "$SESSIONGUARD_BASE_URL",
 			"-debug-addr HOST:PORT", "default: off", "$SESSIONGUARD_DEBUG_ADDR",
-			"-upstream URL", "-inject-script\n", "default: true", "-gate-activity navigation|all",
+			"-upstream URL", "-upstream-timeout DURATION", "default: 60s", "-inject-script\n", "default: true", "-gate-activity navigation|all",
 			"-gate-passive-path GLOB", "repeatable; $SESSIONGUARD_GATE_PASSIVE_PATH, comma-separated",
 			"-gate-allow-role ROLE", "-gate-redirect-host HOST", "-cookie-domain DOMAIN",
 			"environment variable", "sessionguard user", "sessionguard audit",
@@ -434,8 +436,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 			n++
 		}
 	}
-	if n != 29 {
-		t.Errorf("help lists %d flags, want the 29 of serve", n)
+	if n != 30 {
+		t.Errorf("help lists %d flags, want the 30 of serve", n)
 	}
 }
 

@@ -189,21 +189,22 @@ func (a *app) handler(cfg *serveConfig, baseURL string, log *slog.Logger) (http.
 		return nil, err
 	}
 	gate, err := gateway.New(gateway.Config{
-		Sessions:       a.sessions,
-		Accounts:       a.accounts,
-		Web:            ws,
-		TrustedProxies: cfg.TrustedProxies,
-		AllowRoles:     cfg.GateAllowRoles,
-		PassivePaths:   cfg.GatePassivePaths,
-		Activity:       gateway.Activity(cfg.GateActivity),
-		BaseURL:        cfg.BaseURL,
-		DefaultBaseURL: baseURL,
-		RedirectHosts:  redirectHosts,
-		Upstream:       cfg.Upstream,
-		InjectScript:   cfg.InjectScript,
-		ClientIP:       a.clientIP,
-		Metrics:        a.metrics,
-		Logger:         log,
+		Sessions:        a.sessions,
+		Accounts:        a.accounts,
+		Web:             ws,
+		TrustedProxies:  cfg.TrustedProxies,
+		AllowRoles:      cfg.GateAllowRoles,
+		PassivePaths:    cfg.GatePassivePaths,
+		Activity:        gateway.Activity(cfg.GateActivity),
+		BaseURL:         cfg.BaseURL,
+		DefaultBaseURL:  baseURL,
+		RedirectHosts:   redirectHosts,
+		Upstream:        cfg.Upstream,
+		UpstreamTimeout: cfg.UpstreamTimeout,
+		InjectScript:    cfg.InjectScript,
+		ClientIP:        a.clientIP,
+		Metrics:         a.metrics,
+		Logger:          log,
 	})
 	if err != nil {
 		return nil, err

@@ -47,6 +47,7 @@ type serveConfig struct {
 
 	// The gateway (docs/gateway.md).
 	Upstream          *url.URL // nil: no reverse-proxy mode
+	UpstreamTimeout   time.Duration
 	InjectScript      bool
 	GateActivity      string // "navigation" or "all"
 	GatePassivePaths  []string
@@ -126,6 +127,8 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 	var upstream string
 	f.String(&upstream, "upstream", "", "URL",
 		"reverse-proxy mode: forward signed-in users' requests for every path outside /auth/, /setup, /healthz, /readyz and /metrics to this application").defaultIs("none: the gateway answers forward-auth checks only")
+	f.Duration(&c.UpstreamTimeout, "upstream-timeout", "60s",
+		"longest wait for the -upstream application's response headers; past it the browser gets 504 (a stream that has started is not bounded)")
 	f.Bool(&c.InjectScript, "inject-script",
 		"in reverse-proxy mode, insert the timeout script into the application's HTML pages (-inject-script=false: leave them alone)").on()
 	f.Choice(&c.GateActivity, "gate-activity", "navigation", []string{"navigation", "all"},
@@ -210,6 +213,7 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 		{"touch-interval", c.TouchInterval, false},
 		{"store-timeout", c.StoreTimeout, true},
 		{"shutdown-timeout", c.ShutdownTimeout, true},
+		{"upstream-timeout", c.UpstreamTimeout, true},
 	} {
 		if d.v < 0 || (d.positive && d.v == 0) {
 			want := "not negative"

@@ -102,6 +102,10 @@ type Config struct {
 	// pages in reverse-proxy mode.
 	InjectScript bool
 
+	// UpstreamTimeout bounds the wait for the upstream's response headers;
+	// past it the browser gets 504. The default is DefaultUpstreamTimeout.
+	UpstreamTimeout time.Duration
+
 	// ClientIP returns a request's client address, for X-Forwarded-For.
 	// The default is the host of r.RemoteAddr.
 	ClientIP func(r *http.Request) string
@@ -153,6 +157,9 @@ func New(cfg Config) (*Gate, error) {
 	}
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = remoteHost
+	}
+	if cfg.UpstreamTimeout <= 0 {
+		cfg.UpstreamTimeout = DefaultUpstreamTimeout
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	cfg.DefaultBaseURL = strings.TrimRight(cfg.DefaultBaseURL, "/")

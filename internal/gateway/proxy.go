@@ -20,6 +20,11 @@ var timeoutScript = []byte(`<script src="/auth/timeout.js" defer></script>`)
 // (a host that drops packets), never never.
 const upstreamDialTimeout = 10 * time.Second
 
+// DefaultUpstreamTimeout is how long the gateway waits for the upstream's
+// response headers when Config.UpstreamTimeout is zero: nginx's default
+// proxy_read_timeout. A stream that has started is not bounded.
+const DefaultUpstreamTimeout = 60 * time.Second
+
 // proxied is what the gateway's decision hands to the proxy's hooks.
 type proxied struct {
 	user, role string
@@ -37,6 +42,7 @@ func (g *Gate) newProxy(upstream *url.URL) http.Handler {
 	// for a busy one, instead of the default two per host.
 	transport.MaxIdleConns = 512
 	transport.MaxIdleConnsPerHost = 512
+	transport.ResponseHeaderTimeout = g.cfg.UpstreamTimeout
 	rp := &httputil.ReverseProxy{
 		Rewrite:        func(pr *httputil.ProxyRequest) { g.rewrite(pr, upstream) },
 		ModifyResponse: g.modifyResponse,
@@ -96,14 +102,11 @@ func (g *Gate) requestURL(r *http.Request) *url.URL {
 }
 
 // isDocument reports whether r asks for a page the browser will show as a
-// document, into which the timeout script goes: Sec-Fetch-Dest: document,
-// or from a browser without fetch metadata a GET navigation. Fragments and
-// templates fetched by a script get nothing: a second copy of the script
-// would run in the page.
+// document, into which the timeout script goes: Sec-Fetch-Dest: document
+// (a link followed or a form posted), or from a browser without fetch
+// metadata a navigation. Fragments and templates fetched by a script get
+// nothing: a second copy of the script would run in the page.
 func isDocument(r *http.Request) bool {
-	if r.Method != http.MethodGet {
-		return false
-	}
 	if dest := r.Header.Get("Sec-Fetch-Dest"); dest != "" {
 		return strings.EqualFold(dest, "document")
 	}
@@ -217,6 +220,11 @@ func (g *Gate) upstreamFailed(w http.ResponseWriter, r *http.Request, err error)
 	}
 	g.cfg.Logger.Error("gateway: the upstream did not answer", "upstream", g.cfg.Upstream.Redacted(),
 		"method", r.Method, "path", r.URL.Path, "err", err)
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		g.cfg.Web.ServeError(w, r, http.StatusGatewayTimeout, "gateway_timeout",
+			"The application behind this sign-in took too long to answer. Try again in a moment; if it goes on, tell the people who run it.")
+		return
+	}
 	g.cfg.Web.ServeError(w, r, http.StatusBadGateway, "bad_gateway",
 		"The application behind this sign-in is not answering. Try again in a moment; if it goes on, tell the people who run it.")
 }

@@ -202,3 +202,37 @@ func TestProxyInjectsIntoDocumentsOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyUpstreamTooSlow: an application that takes the connection but
+// does not answer gets 504 after the upstream timeout, not a hang.
+func TestProxyUpstreamTooSlow(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	e := proxyEnv(t, up, func(c *Config) { c.UpstreamTimeout = 100 * time.Millisecond })
+	res := e.do("GET", "/slow", e.login("alice"), navigation...)
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "took too long") {
+		t.Fatalf("%d %s", res.StatusCode, body)
+	}
+}
+
+// TestProxyInjectsIntoPostedPages: the page a form post returns is a
+// document the browser shows, and gets the script too.
+func TestProxyInjectsIntoPostedPages(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<html><head></head><body>saved</body></html>")
+	})
+	e := proxyEnv(t, up, nil)
+	res := e.do("POST", "/notes", e.login("alice"), navigation...)
+	body, _ := io.ReadAll(res.Body)
+	if !strings.Contains(string(body), string(timeoutScript)) {
+		t.Errorf("the page of a form post lacks the script: %s", body)
+	}
+}
