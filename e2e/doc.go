@@ -4,7 +4,9 @@
 // the browser side of timeouts (issue 4): the warning dialog and its
 // accessibility, "Stay signed in", tabs in step, expiry and the sign-in
 // page's reason, Back after sign-out, drafts that survive a timeout, and
-// background tabs that catch up.
+// background tabs that catch up; and, through a real nginx in front of an
+// application that knows nothing of sessions, the same warning dialog and
+// "Stay signed in" on the application's own pages.
 //
 // Run them with
 //

@@ -13,6 +13,17 @@
 //     (SESSIONGUARD_TEST_POSTGRES), or one Redis key prefix
 //     (SESSIONGUARD_TEST_REDIS) for the sessions, and every sign-in,
 //     sign-out, timeout and revocation holds on all of them.
+//   - The gateway behind real proxies: nginx (auth_request) and Caddy
+//     (forward_auth), each started on a free port with the configuration
+//     docs/gateway.md shows (package internal/testproxy), in front of an
+//     application written in the test: sign-in and the way back, 401 for
+//     scripts, identity headers that a client cannot forge, roles, idle
+//     timeouts, polls that never keep a session alive, request bodies,
+//     logout and a gateway that is down. They need nginx and caddy (Debian
+//     packages) and skip with a message naming the package without them.
+//   - Reverse-proxy mode (-upstream) without a front proxy: the same
+//     matrix, plus script injection into plain and gzip pages, WebSockets
+//     and server-sent events.
 //
 // The binary is built once per run. There is no code outside the tests.
 package integration
