@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -266,5 +267,131 @@ func TestServersCheckTheSession(t *testing.T) {
 				t.Fatalf("writes %+v, want a total of %d", c, want)
 			}
 		})
+	}
+}
+
+func TestNginxConfig(t *testing.T) {
+	alone, err := nginxConfig(nginxConf{Dir: "/d", Listen: "127.0.0.1:1", Upstream: "127.0.0.1:2", Workers: "auto"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked, err := nginxConfig(nginxConf{Dir: "/d", Listen: "127.0.0.1:1", Upstream: "127.0.0.1:2", Auth: "127.0.0.1:3", Workers: "auto"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"daemon off;", "worker_processes auto;", "pid /d/nginx.pid;", "access_log off;", "listen 127.0.0.1:1;", "server 127.0.0.1:2;",
+		"keepalive 32;", "proxy_http_version 1.1;", `proxy_set_header Connection "";`, "proxy_pass http://app;"}
+	for _, want := range common {
+		if !strings.Contains(alone, want) || !strings.Contains(checked, want) {
+			t.Errorf("a configuration lacks %q", want)
+		}
+	}
+	check := []string{"auth_request /_sessionguard_check;", "auth_request_set $user $upstream_http_remote_user;",
+		"proxy_set_header Remote-User $user;", "server 127.0.0.1:3;", "proxy_pass http://sessionguard" + authRequestPath + ";",
+		"proxy_pass_request_body off;", `proxy_set_header Content-Length "";`, "proxy_set_header X-Original-Method $request_method;",
+		"proxy_set_header X-Original-URL $scheme://$http_host$request_uri;", "internal;"}
+	for _, want := range check {
+		if !strings.Contains(checked, want) {
+			t.Errorf("the configuration with the check lacks %q:\n%s", want, checked)
+		}
+		if strings.Contains(alone, want) && want != "proxy_pass_request_body off;" {
+			t.Errorf("nginx alone has %q", want)
+		}
+	}
+	// Apart from the check, the two are the same configuration.
+	if n := strings.Count(checked, "keepalive 32;"); n != 2 {
+		t.Errorf("keepalive 32 %d times with the check, want 2 (upstream and sessionguard)", n)
+	}
+}
+
+func TestUpstreamThroughReverseProxy(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(upstreamHello))
+	defer up.Close()
+	mux := http.NewServeMux()
+	closeProxy, err := mountReverseProxy(mux, up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeProxy()
+	req := httptest.NewRequest(http.MethodGet, gatewayPath, nil)
+	req.Header.Set("Remote-User", "alice")
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || rec.Body.String() != "hello alice\n" {
+		t.Fatalf("through the proxy: %d %q, want 200 \"hello alice\\n\"", rec.Code, rec.Body)
+	}
+	if _, err := mountReverseProxy(http.NewServeMux(), "not a URL"); err == nil {
+		t.Fatal("a bad -upstream was accepted")
+	}
+}
+
+func TestCountSQLiteWrites(t *testing.T) {
+	file := t.TempDir() + "/s.db"
+	db, err := sql.Open("sqlite", "file:"+file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE session_records (id TEXT PRIMARY KEY, last_activity INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO session_records VALUES ('a', 1), ('b', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	writes, err := countSQLiteWrites(ctx, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`UPDATE session_records SET last_activity = 2 WHERE id = 'a'`,
+		`UPDATE session_records SET last_activity = 3 WHERE id = 'a'`,
+		`INSERT INTO session_records VALUES ('c', 1)`, // a sign-in: not a write of a busy session
+		`DELETE FROM session_records WHERE id = 'b'`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := writes(ctx); err != nil || n != 3 {
+		t.Fatalf("writes = %d (%v), want 3", n, err)
+	}
+	// Adding the counter again (another row on the same database) keeps it.
+	if _, err := countSQLiteWrites(ctx, file); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := writes(ctx); n != 3 {
+		t.Fatalf("after adding the counter again: %d, want 3", n)
+	}
+}
+
+func TestGatewayVerdicts(t *testing.T) {
+	res := measured(map[string]float64{"gw-nginx": 40000, "gw-nginx-check": 18000, "gw-reverseproxy": 10000, "gw-sg-proxy": 9000,
+		"gw-sg-check": 30000})
+	res.find("gw-nginx").RoundRPS = []float64{40000, 38000, 0}
+	res.find("gw-nginx-check").RoundRPS = []float64{18000, 20000, 19000}
+	res.find("gw-oauth2-proxy").Skip = "skipped: oauth2-proxy could not be installed"
+	res.GatewayWrites = []writesRow{{Store: "nginx auth_request", Requests: 100_000, Writes: 21}, {Store: "reverse-proxy mode", Requests: 50_000, Writes: 21}}
+	for _, c := range []struct{ prefix, met, measured string }{
+		{"nginx with sessionguard's auth_request check", "no", "0.45 (18,000 vs 40,000 req/s); round by round 0.45, 0.53"},
+		{"Reverse-proxy mode", "yes", "0.90 (9,000 vs 10,000 req/s)"},
+		{"sessionguard's check", "not measured: gw-oauth2-proxy skipped: oauth2-proxy could not be installed", "-"},
+		{"A busy session's checks through a gateway", "yes", "nginx auth_request 0.210, reverse-proxy mode 0.420"},
+	} {
+		v := verdictFor(t, res, c.prefix)
+		if v.Met != c.met || v.Measured != c.measured {
+			t.Errorf("%s: met %q, measured %q; want %q, %q", c.prefix, v.Met, v.Measured, c.met, c.measured)
+		}
+	}
+	res.find("gw-oauth2-proxy").Skip = ""
+	res.find("gw-oauth2-proxy").Result = &loadResult{Requests: 5000, Seconds: 1}
+	if v := verdictFor(t, res, "sessionguard's check"); v.Met != "yes" || v.Measured != "6.0x (30,000 vs 5,000 req/s)" {
+		t.Errorf("the check against oauth2-proxy: %+v", v)
+	}
+	md := string(markdown(res))
+	for _, want := range []string{"## Store writes through a gateway", "| nginx auth_request | 100,000 | 21 | 0.210 |", "nginx with sessionguard's auth_request check"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the document lacks %q", want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,10 +32,11 @@ type cpuUse struct {
 }
 
 // takeCPU reads /proc: the machine's busy time, the time of the processes
-// in the server's process group, in this process's group and of its
+// in the server's process groups (a gateway row has several: the proxy,
+// sessionguard, the upstream), in this process's group and of its
 // children waited for (the harness and wrk), and of the database servers. On a system without /proc it returns
 // a zero snapshot.
-func takeCPU(serverGroup int) cpuSnapshot {
+func takeCPU(serverGroups ...int) cpuSnapshot {
 	s := cpuSnapshot{at: time.Now()}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		line, _, _ := strings.Cut(string(b), "\n")
@@ -60,7 +62,7 @@ func takeCPU(serverGroup int) cpuSnapshot {
 			continue
 		}
 		switch {
-		case serverGroup > 0 && st.group == serverGroup:
+		case st.group > 0 && slices.Contains(serverGroups, st.group):
 			s.server += st.ticks
 		case st.group == selfGroup:
 			s.load += st.ticks

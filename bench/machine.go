@@ -25,6 +25,7 @@ type machine struct {
 	Gunicorn   string
 	PostgreSQL string
 	Redis      string
+	Nginx      string
 }
 
 func describeMachine(ctx context.Context, cfg *config) machine {
@@ -48,6 +49,10 @@ func describeMachine(ctx context.Context, cfg *config) machine {
 	if _, err := exec.LookPath("wrk"); err == nil {
 		// wrk -v prints its version and exits non-zero.
 		m.Wrk = first("wrk", "-v")
+	}
+	if nginx := findNginx(cfg); nginx != "" {
+		// nginx -v prints "nginx version: nginx/1.22.1" on standard error.
+		m.Nginx = strings.TrimPrefix(first(nginx, "-v"), "nginx version: ")
 	}
 	if gunicorn, python, err := flaskRuntime(ctx); err == nil {
 		m.Gunicorn = first(gunicorn, "--version")

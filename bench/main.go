@@ -55,27 +55,30 @@ func main() {
 
 // config is what the command line asks of a run.
 type config struct {
-	quick       bool
-	duration    time.Duration // of each measured load
-	connections int
-	threads     int
-	rounds      int
-	loadgen     string // auto, wrk or go
-	systems     []string
-	writeDocs   string // directory of benchmarks.md; empty: write nothing
-	scale       bool
-	scaleSizes  []int
-	scaleStores []string
-	sweepSize   int
-	sweepStores []string
-	sweepRate   int
-	flood       bool
-	floodConns  int
-	writes      bool
-	profile     bool
-	redisDSN    string
-	pgDSN       string
-	keep        string // directory to keep logs and profiles in; empty: a temporary one
+	quick        bool
+	duration     time.Duration // of each measured load
+	connections  int
+	threads      int
+	rounds       int
+	loadgen      string // auto, wrk or go
+	systems      []string
+	writeDocs    string // directory of benchmarks.md; empty: write nothing
+	scale        bool
+	scaleSizes   []int
+	scaleStores  []string
+	sweepSize    int
+	sweepStores  []string
+	sweepRate    int
+	flood        bool
+	floodConns   int
+	writes       bool
+	profile      bool
+	redisDSN     string
+	pgDSN        string
+	keep         string // directory to keep logs and profiles in; empty: a temporary one
+	nginx        string // nginx's path; empty: found on the PATH
+	nginxWorkers string // nginx's worker_processes
+	oauth2Proxy  string // oauth2-proxy's path; empty: installed with go install when missing
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -107,6 +110,9 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.redisDSN, "redis", envOr("SESSIONGUARD_TEST_REDIS", "redis://127.0.0.1:6379/0"), "Redis for the Redis systems (default $SESSIONGUARD_TEST_REDIS)")
 	fs.StringVar(&c.pgDSN, "postgres", envOr("SESSIONGUARD_TEST_POSTGRES", "postgres://root@127.0.0.1:5432/test?sslmode=disable"), "PostgreSQL for the PostgreSQL systems (default $SESSIONGUARD_TEST_POSTGRES)")
 	fs.StringVar(&c.keep, "keep", "", "keep the servers' logs and the CPU profiles in this directory")
+	fs.StringVar(&c.nginx, "nginx", "", "nginx for the gateway rows (default: nginx on the PATH, or /usr/sbin/nginx)")
+	fs.StringVar(&c.nginxWorkers, "nginx-workers", "auto", "nginx's worker_processes in the gateway rows (auto: one per core)")
+	fs.StringVar(&c.oauth2Proxy, "oauth2-proxy", "", "oauth2-proxy for its gateway row (default: the one go install put into the user cache directory, installed the first time)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			os.Exit(0)
@@ -118,7 +124,7 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if *list {
 		for _, s := range mainSystems() {
-			fmt.Printf("%-14s %s\n", s.name, s.label)
+			fmt.Printf("%-16s %s\n", s.name, s.label)
 		}
 		os.Exit(0)
 	}

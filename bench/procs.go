@@ -36,6 +36,8 @@ type env struct {
 	sgBin  string // the sessionguard command, built from the working tree
 	sgErr  error
 
+	o2p // oauth2-proxy, installed once
+
 	redisErr error // why Redis cannot be used; nil: it answers
 	pgErr    error // the same for PostgreSQL
 

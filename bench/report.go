@@ -54,6 +54,9 @@ func printTable(w io.Writer, res *results) {
 			fmtRatio(res.ratio(r.Name)), fmtWrites(r.WritesPer1000))
 	}
 	tw.Flush()
+	for _, wr := range res.GatewayWrites {
+		fmt.Fprintf(w, "writes through %s: %d in %s requests over one idle period (%v): %.3f per 1,000 requests\n", wr.Store, wr.Writes, fmtInt(float64(wr.Requests)), wr.Simulated, wr.PerThousand())
+	}
 }
 
 func printScaling(w io.Writer, res *results) {
@@ -280,6 +283,97 @@ func (res *results) verdicts() []verdict {
 		}
 	}
 	out = append(out, v)
+	return append(out, res.gatewayVerdicts()...)
+}
+
+// gatewayVerdicts judges the targets of issue 10: sessionguard as a
+// gateway, each against what the same path costs without it.
+func (res *results) gatewayVerdicts() []verdict {
+	var out []verdict
+	pair := func(name, ref, target string, least float64, times bool, ceiling func() string) {
+		v := verdict{Target: target, Met: notMeasured, Measured: "-"}
+		x := div(res.rps(name), res.rps(ref))
+		if math.IsNaN(x) {
+			for _, n := range []string{name, ref} {
+				if r := res.find(n); r != nil && r.Skip != "" {
+					v.Met = "not measured: " + n + " " + r.Skip
+					break
+				}
+			}
+			out = append(out, v)
+			return
+		}
+		f := fmtRatio
+		if times {
+			f = func(x float64) string { return fmt.Sprintf("%.1fx", x) }
+		}
+		v.Measured = fmt.Sprintf("%s (%s vs %s req/s)", f(x), fmtInt(res.rps(name)), fmtInt(res.rps(ref)))
+		if rounds := res.roundRatios(name, ref); len(rounds) > 1 {
+			var parts []string
+			for _, r := range rounds {
+				parts = append(parts, f(r))
+			}
+			v.Measured += "; round by round " + strings.Join(parts, ", ")
+		}
+		v.Met = judge(x >= least)
+		if x < least {
+			var parts []string
+			if ceiling != nil {
+				if c := ceiling(); c != "" {
+					parts = append(parts, c)
+				}
+			}
+			if ex := res.explain(name); ex != "" {
+				parts = append(parts, ex)
+			}
+			v.Explain = strings.Join(parts, "; ")
+			v.Remedy = remedies[name]
+		}
+		out = append(out, v)
+	}
+	pair("gw-nginx-check", "gw-nginx", "nginx with sessionguard's auth_request check: at least 0.50 of nginx alone", 0.5, false, func() string {
+		x := div(res.rps("gw-nginx-allow"), res.rps("gw-nginx"))
+		if math.IsNaN(x) {
+			return ""
+		}
+		return fmt.Sprintf("the same auth_request answered by a bare net/http handler that allows everything reached %s of nginx alone (%s req/s): that is what the check's round trip costs nginx and the machine, whatever answers it", fmtRatio(x), fmtInt(res.rps("gw-nginx-allow")))
+	})
+	pair("gw-sg-proxy", "gw-reverseproxy", "Reverse-proxy mode: at least 0.80 of a bare httputil.ReverseProxy", 0.8, false, nil)
+	pair("gw-sg-check", "gw-oauth2-proxy", "sessionguard's check (GET "+authRequestPath+"): at least 5 times oauth2-proxy's GET /oauth2/auth", 5, true, func() string {
+		x := div(res.rps("bare"), res.rps("gw-oauth2-proxy"))
+		if math.IsNaN(x) {
+			return ""
+		}
+		return fmt.Sprintf("bare net/http with no session at all served %s req/s in this run, %.1fx oauth2-proxy's: the load generator and the server share the machine's %d cores", fmtInt(res.rps("bare")), x, res.Machine.CPUs)
+	})
+
+	v := verdict{Target: "A busy session's checks through a gateway write to the store at most 2 times per 1,000 requests", Met: notMeasured, Measured: "-"}
+	if len(res.GatewayWrites) > 0 {
+		var parts []string
+		worst := 0.0
+		for _, w := range res.GatewayWrites {
+			parts = append(parts, fmt.Sprintf("%s %.3f", w.Store, w.PerThousand()))
+			worst = max(worst, w.PerThousand())
+		}
+		v.Measured = strings.Join(parts, ", ")
+		v.Met = judge(worst <= 2)
+	}
+	return append(out, v)
+}
+
+// roundRatios returns a over b round by round, for the rounds that
+// measured both.
+func (res *results) roundRatios(a, b string) []float64 {
+	ra, rb := res.find(a), res.find(b)
+	if ra == nil || rb == nil {
+		return nil
+	}
+	var out []float64
+	for i := range min(len(ra.RoundRPS), len(rb.RoundRPS)) {
+		if x := div(ra.RoundRPS[i], rb.RoundRPS[i]); !math.IsNaN(x) {
+			out = append(out, x)
+		}
+	}
 	return out
 }
 
@@ -307,6 +401,7 @@ func (res *results) explain(system string) string {
 			{"executing templates", "html/template.(*Template).Execute"},
 			{"encoding JSON", "encoding/json.(*Encoder).Encode"},
 			{"net/http reading and writing", "net/http.(*response).finishRequest"},
+			{"proxying (httputil.ReverseProxy)", "httputil.(*ReverseProxy).ServeHTTP"},
 		} {
 			if pct, ok := cumShare(p.Cum, fn.match); ok {
 				shares = append(shares, fmt.Sprintf("%s %s", fn.name, pct))
@@ -376,7 +471,7 @@ func topFunctions(top string, n int) []string {
 }
 
 func printTargets(w io.Writer, res *results) {
-	fmt.Fprintln(w, "targets of issue 6:")
+	fmt.Fprintln(w, "targets of issues 6 and 10:")
 	for _, v := range res.verdicts() {
 		fmt.Fprintf(w, "  [%s] %s: %s\n", v.Met, v.Target, v.Measured)
 		if v.Explain != "" {

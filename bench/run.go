@@ -24,6 +24,7 @@ type results struct {
 	Threads            int
 	Rounds             int
 	Generator          string
+	NginxWorkers       string // nginx's worker_processes in the gateway rows
 
 	Rows     []row
 	Profiles []profile
@@ -32,6 +33,9 @@ type results struct {
 	Sweep    []sweepRow
 	Writes   []writesRow
 	Flood    *floodRow
+	// GatewayWrites are the store writes of a busy session's requests
+	// through a gateway (issue 10).
+	GatewayWrites []writesRow
 
 	// Failures are the measurements that failed (not those skipped for
 	// want of a program or service): the run exits with an error.
@@ -59,7 +63,12 @@ type row struct {
 	WritesPer1000 float64
 	Skip          string // why it was not measured
 	Rounds        int    // how many rounds measured it; the row is the median one
-	CPU           cpuUse // cores used during the load
+	// RoundRPS is the throughput of each round in the order they ran, 0
+	// for a round that did not measure it: the spread is the noise, and
+	// two systems' ratio round by round is that of loads run one right
+	// after the other.
+	RoundRPS []float64
+	CPU      cpuUse // cores used during the load
 }
 
 // profile is the top of a CPU profile taken under load.
@@ -76,15 +85,16 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	defer e.cleanup()
 	res := &results{
-		Started:     time.Now(),
-		Machine:     describeMachine(ctx, cfg),
-		LoadStart:   loadAverage(),
-		Quick:       cfg.quick,
-		Duration:    cfg.duration,
-		Connections: cfg.connections,
-		Threads:     cfg.threads,
-		Rounds:      cfg.rounds,
-		Generator:   "wrk",
+		Started:      time.Now(),
+		Machine:      describeMachine(ctx, cfg),
+		LoadStart:    loadAverage(),
+		Quick:        cfg.quick,
+		Duration:     cfg.duration,
+		Connections:  cfg.connections,
+		Threads:      cfg.threads,
+		Rounds:       cfg.rounds,
+		Generator:    "wrk",
+		NginxWorkers: cfg.nginxWorkers,
 	}
 	if e.wrk == "" {
 		res.Generator = "go"
@@ -95,6 +105,11 @@ func run(ctx context.Context, cfg *config) error {
 
 	if err := e.mainTable(ctx, res); err != nil {
 		return err
+	}
+	if ctx.Err() == nil {
+		if err := e.gatewayWrites(ctx, res); err != nil && ctx.Err() == nil {
+			res.fail("store writes through a gateway", err)
+		}
 	}
 	fmt.Println()
 	printTable(os.Stdout, res)
@@ -196,6 +211,9 @@ func (e *env) mainTable(ctx context.Context, res *results) error {
 	}
 	for _, rs := range rounds {
 		m := medianRow(rs)
+		for _, r := range rs {
+			m.RoundRPS = append(m.RoundRPS, r.Result.RPS())
+		}
 		if strings.HasPrefix(m.Skip, "failed") {
 			res.Failures = append(res.Failures, m.Name+": "+m.Skip)
 		}
@@ -223,8 +241,8 @@ func medianRow(rs []row) row {
 	return m
 }
 
-// hasWriteCounter reports whether a system's server counts its store
-// writes at /bench/writes.
+// hasWriteCounter reports whether a bench server process of a system
+// counts its store writes at /bench/writes.
 func hasWriteCounter(name string) bool {
 	return strings.HasPrefix(name, "sg-") || strings.HasPrefix(name, "scs-")
 }
@@ -236,34 +254,35 @@ func (e *env) measure(ctx context.Context, s system, r *running, rw *row, res *r
 	if _, err := goLoad(ctx, r.target, e.warmup(), 8); err != nil {
 		return err
 	}
-	counted := hasWriteCounter(s.name)
-	if counted {
-		if err := r.post(ctx, "/bench/writes", nil); err != nil {
+	var writesBefore int64
+	if r.writes != nil {
+		var err error
+		if writesBefore, err = r.writes(ctx); err != nil {
 			return err
 		}
 	}
-	before := takeCPU(r.group)
+	before := takeCPU(r.groups()...)
 	lr, err := e.load(ctx, r.target, e.cfg.duration)
 	if err != nil {
 		return err
 	}
-	rw.CPU = cpuBetween(before, takeCPU(r.group))
+	rw.CPU = cpuBetween(before, takeCPU(r.groups()...))
 	if msg := lr.failed(); msg != "" {
 		return errors.New(msg)
 	}
-	if counted {
-		var c writeCounts
-		if err := r.get(ctx, "/bench/writes", &c); err != nil {
+	if r.writes != nil {
+		after, err := r.writes(ctx)
+		if err != nil {
 			return err
 		}
-		rw.WritesPer1000 = float64(c.Total) * 1000 / float64(lr.Requests)
+		rw.WritesPer1000 = float64(after-writesBefore) * 1000 / float64(lr.Requests)
 	}
 	// The session must have lasted the whole load.
 	if err := r.verify(ctx); err != nil {
 		return fmt.Errorf("after the load: %w", err)
 	}
 	rw.Result = lr
-	if last && e.cfg.profile && r.pprof != "" && (s.kind == "sessionguard" || s.kind == "server") {
+	if last && e.cfg.profile && r.pprof != "" && (s.kind == "sessionguard" || s.kind == "server" || s.kind == "gateway") {
 		p, err := e.profile(ctx, r, s.name)
 		if err != nil {
 			fmt.Printf("(profile of %s failed: %v) ", s.name, err)

@@ -29,6 +29,9 @@ type serveOptions struct {
 	stepEvery  time.Duration // real time between two jumps
 	sweep      bool
 	mutexProf  bool
+	upstream   string // reverseproxy: the URL it proxies to
+	clientID   string // mockoidc: the OAuth client's ID and secret
+	secret     string
 }
 
 // serveMain runs one system's server until SIGTERM. It prints
@@ -36,7 +39,7 @@ type serveOptions struct {
 func serveMain(args []string) error {
 	var o serveOptions
 	fs := flag.NewFlagSet("bench serve", flag.ContinueOnError)
-	fs.StringVar(&o.system, "system", "", "bare, sg-memory, sg-sqlite, sg-redis, sg-postgres, scs-memory, scs-redis, scs-postgres or gorilla")
+	fs.StringVar(&o.system, "system", "", "bare, sg-memory, sg-sqlite, sg-redis, sg-postgres, scs-memory, scs-redis, scs-postgres, gorilla, upstream, allow, reverseproxy or mockoidc")
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:0", "address to listen on")
 	fs.StringVar(&o.sqlitePath, "sqlite", "", "SQLite file of sg-sqlite")
 	fs.StringVar(&o.redisDSN, "redis", "", "Redis DSN of the Redis systems")
@@ -46,6 +49,9 @@ func serveMain(args []string) error {
 	fs.DurationVar(&o.stepEvery, "clock-step-every", time.Second, "real time between two jumps of -clock-step")
 	fs.BoolVar(&o.sweep, "sweep", true, "sessionguard systems: run the background sweeper (off: only POST /bench/sweep sweeps)")
 	fs.BoolVar(&o.mutexProf, "mutex-profile", false, "record lock contention for /debug/pprof/mutex")
+	fs.StringVar(&o.upstream, "upstream", "", "reverseproxy: the URL to proxy every request to")
+	fs.StringVar(&o.clientID, "client-id", "", "mockoidc: the OAuth client ID it accepts")
+	fs.StringVar(&o.secret, "client-secret", "", "mockoidc: the OAuth client secret it accepts")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,6 +62,9 @@ func serveMain(args []string) error {
 	defer stop()
 	if o.mutexProf {
 		runtime.SetMutexProfileFraction(5)
+	}
+	if o.system == "mockoidc" {
+		return serveMockOIDC(ctx, o)
 	}
 
 	mux := http.NewServeMux()
@@ -77,6 +86,14 @@ func serveMain(args []string) error {
 		closeSystem, err = mountSCS(ctx, mux, o)
 	case "gorilla":
 		closeSystem, err = mountGorilla(mux)
+	case "upstream":
+		mux.HandleFunc("/", upstreamHello)
+		closeSystem = func() error { return nil }
+	case "allow":
+		mux.HandleFunc("/", allowAll)
+		closeSystem = func() error { return nil }
+	case "reverseproxy":
+		closeSystem, err = mountReverseProxy(mux, o.upstream)
 	default:
 		return fmt.Errorf("unknown -system %q", o.system)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	_ "embed"
@@ -21,18 +22,31 @@ import (
 type system struct {
 	name  string
 	label string
-	kind  string // "ceiling", "sessionguard" (middleware), "server", "peer" or "seed"
+	kind  string // "ceiling", "sessionguard" (middleware), "server", "peer", "seed", "proxy" (a gateway without a session) or "gateway" (sessionguard as a gateway)
 	start func(ctx context.Context, e *env) (*running, error)
 }
 
 // running is a started system.
 type running struct {
-	target   target
-	base     string // a bench server process's URL, for /bench/ and /debug/pprof/; else ""
-	pprof    string // the URL under which the process serves /debug/pprof/; "" if it does not
-	open     bool   // answers 200 without a session (the bare handler)
-	group    int    // the server's process group, for its CPU time
+	target target
+	base   string // a bench server process's URL, for /bench/ and /debug/pprof/; else ""
+	pprof  string // the URL under which the process serves /debug/pprof/; "" if it does not
+	open   bool   // answers 200 without a session (the bare handler)
+	group  int    // the server's process group, for its CPU time
+	// more process groups whose CPU time is the system's: a gateway row's
+	// proxy, sessionguard and upstream are each their own process.
+	moreGroups []int
+	okStatus   int    // the measured request's status when allowed; 0: 200
+	wantBody   string // when set, the allowed answer's body must contain it
+	// writes, when set, counts the store writes so far (the main table
+	// reports them per 1,000 requests of the load).
+	writes   func(ctx context.Context) (int64, error)
 	stopProc func()
+}
+
+// groups returns the process groups of the system's processes.
+func (r *running) groups() []int {
+	return append([]int{r.group}, r.moreGroups...)
 }
 
 func (r *running) stop() {
@@ -63,7 +77,7 @@ func mainSystems() []system {
 			return e.startBench(ctx, name, nil)
 		}}
 	}
-	return []system{
+	return append([]system{
 		{"bare", "bare net/http handler, no session (the ceiling)", "ceiling", func(ctx context.Context, e *env) (*running, error) {
 			return e.startBench(ctx, "bare", nil)
 		}},
@@ -86,7 +100,7 @@ func mainSystems() []system {
 		{"flask", "the seed's Flask program (Flask, gunicorn, 2 workers)", "seed", func(ctx context.Context, e *env) (*running, error) {
 			return e.startFlask(ctx)
 		}},
-	}
+	}, gatewaySystems()...)
 }
 
 // startBench starts this program as the server of one system (see
@@ -133,6 +147,13 @@ func (e *env) startBench(ctx context.Context, system string, extra []string) (*r
 		stopProc: func() { p.stop(); release() }}
 	r.pprof = r.base
 	r.target = target{url: r.base + "/", header: http.Header{}}
+	if hasWriteCounter(system) {
+		r.writes = func(ctx context.Context) (int64, error) {
+			var c writeCounts
+			err := r.get(ctx, "/bench/writes", &c)
+			return c.Total, err
+		}
+	}
 	if system == "bare" {
 		// The same request as the others: a session cookie of the usual size.
 		r.target.header.Set("Cookie", "__Host-session="+strings.Repeat("x", 43))
@@ -198,12 +219,21 @@ func benchCall(ctx context.Context, method, u string, v any) error {
 func (r *running) verify(ctx context.Context) error {
 	client := newClient(1)
 	defer client.CloseIdleConnections()
-	status, err := do(client, r.target.request(ctx, 0))
+	want := cmp.Or(r.okStatus, http.StatusOK)
+	resp, err := client.Do(r.target.request(ctx, 0))
 	if err != nil {
 		return err
 	}
-	if status != http.StatusOK {
-		return fmt.Errorf("the measured request got %d, want 200", status)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		return fmt.Errorf("the measured request got %d, want %d: %.200s", resp.StatusCode, want, body)
+	}
+	if r.wantBody != "" && !strings.Contains(string(body), r.wantBody) {
+		return fmt.Errorf("the measured request's answer %.200q lacks %q", body, r.wantBody)
 	}
 	if r.open {
 		return nil
@@ -212,12 +242,12 @@ func (r *running) verify(ctx context.Context) error {
 	t.header = t.header.Clone()
 	t.header.Del("Cookie")
 	t.cookies = nil
-	status, err = do(client, t.request(ctx, 0))
+	status, err := do(client, t.request(ctx, 0))
 	if err != nil {
 		return err
 	}
-	if status == http.StatusOK {
-		return errors.New("the measured request without its cookie got 200: the session is not checked")
+	if status < 300 {
+		return fmt.Errorf("the measured request without its cookie got %d: the session is not checked", status)
 	}
 	return nil
 }
@@ -230,19 +260,22 @@ const (
 
 // sgServer is a running sessionguard server.
 type sgServer struct {
-	proc  *proc
-	base  string
-	debug string // its -debug-addr, serving /debug/pprof/
+	proc   *proc
+	base   string
+	debug  string // its -debug-addr, serving /debug/pprof/
+	dbFile string // its SQLite database, which holds its sessions too
 }
 
 // startServer builds (once) and starts the sessionguard command with its
-// own SQLite database holding one account.
-func (e *env) startServer(ctx context.Context, name string) (*sgServer, error) {
+// own SQLite database holding one account. extra are more flags of
+// `sessionguard serve`.
+func (e *env) startServer(ctx context.Context, name string, extra ...string) (*sgServer, error) {
 	bin, err := e.sessionguardBinary(ctx)
 	if err != nil {
 		return nil, err
 	}
-	db := "sqlite:" + filepath.Join(e.dir, e.name(name)+".db")
+	dbFile := filepath.Join(e.dir, e.name(name)+".db")
+	db := "sqlite:" + dbFile
 	add := exec.CommandContext(ctx, bin, "user", "add", "-db", db, "-password-stdin", serverUser)
 	add.Env = childEnv()
 	add.Stdin = strings.NewReader(serverPassword + "\n")
@@ -257,11 +290,12 @@ func (e *env) startServer(ctx context.Context, name string) (*sgServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, _, err := e.startProc(ctx, e.name(name), bin, []string{"serve", "-addr", addr, "-db", db, "-log-level", "warn", "-debug-addr", debug}, nil, false)
+	args := append([]string{"serve", "-addr", addr, "-db", db, "-log-level", "warn", "-debug-addr", debug}, extra...)
+	p, _, err := e.startProc(ctx, e.name(name), bin, args, nil, false)
 	if err != nil {
 		return nil, err
 	}
-	s := &sgServer{proc: p, base: "http://" + addr, debug: "http://" + debug}
+	s := &sgServer{proc: p, base: "http://" + addr, debug: "http://" + debug, dbFile: dbFile}
 	if err := waitHTTP(ctx, p, s.base+"/healthz"); err != nil {
 		p.stop()
 		return nil, err
