@@ -207,9 +207,10 @@ func Own(path string) bool {
 	return strings.HasPrefix(path, "/auth/")
 }
 
-// checkTimeout bounds the lookups of one decision. The session store has
-// its own, shorter bound; this one is for the accounts database.
-const checkTimeout = 10 * time.Second
+// noStore is the Cache-Control of every answer: a proxy that cached one
+// would delay idle timeouts and revocations. Its capacity is its length,
+// so a handler that appends gets a copy.
+var noStore = []string{"no-store"}[:1:1]
 
 // answerStyle is how a refusal is told: as nginx needs it, or as Caddy and
 // Traefik (and a browser talking to the reverse proxy) take it.
@@ -221,10 +222,43 @@ const (
 )
 
 // original is the request a check is about, as the proxy describes it.
+// Its URL is parsed only when a decision needs it (a refusal, a passive
+// path), which most allowed checks do not.
 type original struct {
 	method  string
-	url     *url.URL // absolute when scheme and host are known; nil: unknown
 	referer string
+
+	// Where the URL comes from: raw (X-Original-URL), or proto, host and
+	// uri (X-Forwarded-*), or the request itself in reverse-proxy mode.
+	raw, proto, host, uri string
+	req                   *http.Request
+	gate                  *Gate
+
+	parsed bool
+	u      *url.URL // absolute when scheme and host are known; nil: unknown
+}
+
+// url returns the original URL, or nil when it is unknown.
+func (o *original) url() *url.URL {
+	if o.parsed {
+		return o.u
+	}
+	o.parsed = true
+	switch {
+	case o.req != nil:
+		o.u = o.gate.requestURL(o.req)
+	case o.raw != "":
+		o.u = parseOriginalURL(o.raw)
+	case o.uri != "" && o.host == "":
+		o.u = parseOriginalURL(o.uri)
+	case o.uri != "":
+		proto := o.proto
+		if proto == "" {
+			proto = "http"
+		}
+		o.u = parseOriginalURL(proto + "://" + o.host + o.uri)
+	}
+	return o.u
 }
 
 // verdict is the gateway's decision about one request.
@@ -257,12 +291,10 @@ func (g *Gate) serveCheck(w http.ResponseWriter, r *http.Request, style answerSt
 			"The gateway check answers GET requests from a proxy.")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
-	defer cancel()
 	orig := g.originalOf(r)
-	r, v := g.decide(r.WithContext(ctx), orig)
+	r, v := g.decide(r, orig)
 	h := w.Header()
-	h.Set("Cache-Control", "no-store")
+	h["Cache-Control"] = noStore
 	if v.status == http.StatusOK {
 		g.setIdentity(h, v)
 		w.WriteHeader(http.StatusOK)
@@ -274,17 +306,26 @@ func (g *Gate) serveCheck(w http.ResponseWriter, r *http.Request, style answerSt
 // setIdentity puts who the user is and how long the session has left into
 // h, for the proxy to copy onto the upstream request.
 func (g *Gate) setIdentity(h http.Header, v verdict) {
-	h.Set("Remote-User", v.user.Name)
-	h.Set("Remote-Groups", string(v.user.Role))
-	h.Set("Session-Idle-Remaining", wholeSeconds(v.sess.IdleRemaining()))
-	h.Set("Session-Absolute-Remaining", wholeSeconds(v.sess.AbsoluteRemaining()))
+	// One backing array and one string for the four values: this runs on
+	// every request to the protected application.
+	idle, abs := wholeSeconds(v.sess.IdleRemaining()), wholeSeconds(v.sess.AbsoluteRemaining())
+	var digits [40]byte
+	b := strconv.AppendInt(digits[:0], idle, 10)
+	split := len(b)
+	nums := string(strconv.AppendInt(b, abs, 10))
+	vals := [4]string{v.user.Name, string(v.user.Role), nums[:split], nums[split:]}
+	all := vals[:]
+	h["Remote-User"] = all[0:1:1]
+	h["Remote-Groups"] = all[1:2:2]
+	h["Session-Idle-Remaining"] = all[2:3:3]
+	h["Session-Absolute-Remaining"] = all[3:4:4]
 }
 
 // refuse answers a request that may not pass: 503 when the store failed,
 // 403 when the user's role is not allowed, and without a session either
 // 401 with the sign-in URL in Location (nginx) or, in forward-auth style,
 // a redirect for page navigations and 401 JSON for everything else.
-func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, orig original, v verdict, style answerStyle) {
+func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, orig *original, v verdict, style answerStyle) {
 	h := w.Header()
 	if v.reason != "" {
 		h.Set("Session-Reason", v.reason)
@@ -330,7 +371,7 @@ func writeUnauthenticated(w http.ResponseWriter, reason string) {
 // decide checks r's session for the request orig and returns r with the
 // session in its context and the verdict. Activity is recorded only once
 // the request is known to pass.
-func (g *Gate) decide(r *http.Request, orig original) (*http.Request, verdict) {
+func (g *Gate) decide(r *http.Request, orig *original) (*http.Request, verdict) {
 	r = g.cfg.Sessions.Check(r, false)
 	ctx := r.Context()
 	sess := session.FromContext(ctx)
@@ -367,11 +408,11 @@ func (g *Gate) decide(r *http.Request, orig original) (*http.Request, verdict) {
 // originalOf returns the request a check from r is about, from the proxy's
 // headers when r comes from a trusted proxy. Otherwise only the method is
 // known (GET: proxies send checks for every method as GET).
-func (g *Gate) originalOf(r *http.Request) original {
+func (g *Gate) originalOf(r *http.Request) *original {
 	h := r.Header
-	o := original{method: http.MethodGet, referer: h.Get("Referer")}
+	o := &original{method: http.MethodGet, referer: h.Get("Referer")}
 	if !g.trusted(r) {
-		if h.Get("X-Original-URL") != "" || h.Get("X-Forwarded-Uri") != "" || h.Get("X-Forwarded-Host") != "" {
+		if h.Get("X-Original-Url") != "" || h.Get("X-Forwarded-Uri") != "" || h.Get("X-Forwarded-Host") != "" {
 			g.untrusted.Do(func() {
 				g.cfg.Logger.Warn("gateway: ignoring X-Original-* and X-Forwarded-* headers from a peer outside -trusted-proxy; "+
 					"checks answer about the session alone and sign-in cannot return to the page asked for. "+
@@ -385,21 +426,10 @@ func (g *Gate) originalOf(r *http.Request) original {
 	} else if m := h.Get("X-Forwarded-Method"); m != "" {
 		o.method = strings.ToUpper(m)
 	}
-	if raw := h.Get("X-Original-URL"); raw != "" {
-		o.url = parseOriginalURL(raw)
-		return o
-	}
-	if uri := h.Get("X-Forwarded-Uri"); uri != "" {
-		proto := lastValue(h.Get("X-Forwarded-Proto"))
-		host := lastValue(h.Get("X-Forwarded-Host"))
-		if proto == "" {
-			proto = "http"
-		}
-		if host == "" {
-			o.url = parseOriginalURL(uri)
-		} else {
-			o.url = parseOriginalURL(proto + "://" + host + uri)
-		}
+	if o.raw = h.Get("X-Original-Url"); o.raw == "" {
+		o.uri = h.Get("X-Forwarded-Uri")
+		o.proto = lastValue(h.Get("X-Forwarded-Proto"))
+		o.host = lastValue(h.Get("X-Forwarded-Host"))
 	}
 	return o
 }
@@ -454,14 +484,16 @@ func (g *Gate) trusted(r *http.Request) bool {
 // something a person did: a page navigation or an unsafe method, unless it
 // is marked passive, is a prefetch or its path is a passive path. With
 // ActivityAll every request that is not marked passive counts.
-func (g *Gate) isActivity(r *http.Request, orig original) bool {
+func (g *Gate) isActivity(r *http.Request, orig *original) bool {
 	if passiveMarked(r.Header) {
 		return false
 	}
-	if orig.url != nil {
-		for _, p := range g.cfg.PassivePaths {
-			if ok, _ := path.Match(p, orig.url.Path); ok {
-				return false
+	if len(g.cfg.PassivePaths) > 0 {
+		if u := orig.url(); u != nil {
+			for _, p := range g.cfg.PassivePaths {
+				if ok, _ := path.Match(p, u.Path); ok {
+					return false
+				}
 			}
 		}
 	}
@@ -522,10 +554,10 @@ func containsFold(s, substr string) bool {
 
 // loginURL is the absolute address of the sign-in page for a request
 // without a session, with where to return and why the session ended.
-func (g *Gate) loginURL(r *http.Request, orig original, reason string) string {
+func (g *Gate) loginURL(r *http.Request, orig *original, reason string) string {
 	base := g.cfg.BaseURL
-	if base == "" && orig.url != nil && orig.url.Host != "" {
-		base = orig.url.Scheme + "://" + orig.url.Host
+	if u := orig.url(); base == "" && u != nil && u.Host != "" {
+		base = u.Scheme + "://" + u.Host
 	}
 	if base == "" {
 		base = g.cfg.DefaultBaseURL
@@ -547,8 +579,8 @@ func (g *Gate) loginURL(r *http.Request, orig original, reason string) string {
 // address (for a form post, the page the form was on, when the browser
 // said), as a path when it is on the sign-in page's host, as an absolute
 // URL for a host of RedirectHosts, and "/" for any other host. Unknown: "".
-func (g *Gate) nextFor(base string, orig original) string {
-	u := orig.url
+func (g *Gate) nextFor(base string, orig *original) string {
+	u := orig.url()
 	if u == nil {
 		return ""
 	}
@@ -572,9 +604,9 @@ func sameHost(base, host string) bool {
 	return err == nil && strings.EqualFold(b.Host, host)
 }
 
-// wholeSeconds writes d in whole seconds, never negative.
-func wholeSeconds(d time.Duration) string {
-	return strconv.FormatInt(max(int64(d/time.Second), 0), 10)
+// wholeSeconds is d in whole seconds, never negative.
+func wholeSeconds(d time.Duration) int64 {
+	return max(int64(d/time.Second), 0)
 }
 
 // observe counts one check or proxied request.

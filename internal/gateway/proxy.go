@@ -60,10 +60,8 @@ func (g *Gate) newProxy(upstream *url.URL) http.Handler {
 // serveProxied decides about r as a forward-auth check would about the
 // same request, and forwards it to the upstream if it may pass.
 func (g *Gate) serveProxied(w http.ResponseWriter, r *http.Request, rp *httputil.ReverseProxy) {
-	orig := original{method: r.Method, url: g.requestURL(r), referer: r.Header.Get("Referer")}
-	ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
-	defer cancel()
-	checked, v := g.decide(r.WithContext(ctx), orig)
+	orig := &original{method: r.Method, referer: r.Header.Get("Referer"), req: r, gate: g}
+	checked, v := g.decide(r, orig)
 	if v.status != http.StatusOK {
 		g.refuse(w, checked, orig, v, forwardAuthStyle)
 		return
@@ -131,9 +129,15 @@ func (g *Gate) rewrite(pr *httputil.ProxyRequest, upstream *url.URL) {
 		}
 	}
 	pr.SetXForwarded()
-	if u := g.requestURL(pr.In); u.Host != "" {
-		out.Header.Set("X-Forwarded-Host", u.Host)
-		out.Header.Set("X-Forwarded-Proto", u.Scheme)
+	if g.trusted(pr.In) {
+		// The scheme and host the browser used, as the proxy in front saw
+		// them, rather than the proxy's own request to sessionguard.
+		if p := lastValue(pr.In.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
+			out.Header["X-Forwarded-Proto"] = []string{p}
+		}
+		if h := lastValue(pr.In.Header.Get("X-Forwarded-Host")); h != "" {
+			out.Header["X-Forwarded-Host"] = []string{h}
+		}
 	}
 	for _, name := range identityHeaders {
 		out.Header.Del(name)
@@ -144,8 +148,9 @@ func (g *Gate) rewrite(pr *httputil.ProxyRequest, upstream *url.URL) {
 		}
 	}
 	if p, ok := pr.In.Context().Value(proxiedKey{}).(*proxied); ok {
-		out.Header.Set("Remote-User", p.user)
-		out.Header.Set("Remote-Groups", p.role)
+		identity := []string{p.user, p.role}
+		out.Header["Remote-User"] = identity[0:1:1]
+		out.Header["Remote-Groups"] = identity[1:2:2]
 		if p.document {
 			// The page must come back in an encoding the script can be
 			// inserted into: gzip if the browser takes it, else none.
@@ -174,6 +179,7 @@ func acceptsGzip(h http.Header) bool {
 
 // removeCookie deletes the cookie called name from h's Cookie headers, and
 // the headers left empty: the session token never reaches the upstream.
+// The other cookies are kept as the browser wrote them.
 func removeCookie(h http.Header, name string) {
 	lines := h["Cookie"]
 	if len(lines) == 0 {
@@ -181,7 +187,12 @@ func removeCookie(h http.Header, name string) {
 	}
 	kept := lines[:0:0]
 	for _, line := range lines {
-		var parts []string
+		if !strings.Contains(line, name) {
+			kept = append(kept, line)
+			continue
+		}
+		var b strings.Builder
+		b.Grow(len(line))
 		for part := range strings.SplitSeq(line, ";") {
 			p := strings.TrimSpace(part)
 			if p == "" {
@@ -190,10 +201,13 @@ func removeCookie(h http.Header, name string) {
 			if n, _, _ := strings.Cut(p, "="); strings.TrimSpace(n) == name {
 				continue
 			}
-			parts = append(parts, p)
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(p)
 		}
-		if len(parts) > 0 {
-			kept = append(kept, strings.Join(parts, "; "))
+		if b.Len() > 0 {
+			kept = append(kept, b.String())
 		}
 	}
 	if len(kept) == 0 {

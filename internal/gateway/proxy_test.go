@@ -236,3 +236,24 @@ func TestProxyInjectsIntoPostedPages(t *testing.T) {
 		t.Errorf("the page of a form post lacks the script: %s", body)
 	}
 }
+
+func TestRemoveCookie(t *testing.T) {
+	const name = "__Host-session"
+	for _, tc := range []struct {
+		in   []string
+		want []string
+	}{
+		{[]string{"a=1; __Host-session=tok; b=2"}, []string{"a=1; b=2"}},
+		{[]string{"__Host-session=tok"}, nil},
+		{[]string{"__Host-session=tok", "c=3"}, []string{"c=3"}},
+		{[]string{"note=__Host-session"}, []string{"note=__Host-session"}},
+		{[]string{"x__Host-session=1;__Host-session=tok"}, []string{"x__Host-session=1"}},
+		{[]string{"a=1"}, []string{"a=1"}},
+	} {
+		h := http.Header{"Cookie": tc.in}
+		removeCookie(h, name)
+		if got := h["Cookie"]; strings.Join(got, "|") != strings.Join(tc.want, "|") || (tc.want == nil && got != nil) {
+			t.Errorf("removeCookie(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
