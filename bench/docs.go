@@ -25,7 +25,15 @@ func writeDocs(dir string, res *results) error {
 	if err := ratioChart(filepath.Join(dir, "benchmarks.png"), res); err != nil {
 		return fmt.Errorf("chart: %w", err)
 	}
-	return os.WriteFile(filepath.Join(dir, "benchmarks.md"), markdown(res), 0o644)
+	file := filepath.Join(dir, "benchmarks.md")
+	doc := markdown(res)
+	// The soak's section is written by the soak alone (-soak): keep it.
+	if old, err := os.ReadFile(file); err == nil {
+		if soak := soakSection(old); soak != nil {
+			doc = withSoakSection(doc, soak)
+		}
+	}
+	return os.WriteFile(file, doc, 0o644)
 }
 
 func markdown(res *results) []byte {

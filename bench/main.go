@@ -9,6 +9,7 @@
 //	go run .                       the full run, printed (about 40 minutes on 2 cores)
 //	go run . -write-docs ../docs   the same, and regenerate the document and chart
 //	go run . -quick                every system, short runs, small scale runs (< 1 minute)
+//	go run . -soak 10m             the soak alone: every store at once under steady use (soak.go)
 //
 // The same program is also each server process: `bench serve -system NAME`
 // (started by the harness, not by hand).
@@ -24,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -47,7 +49,11 @@ func main() {
 	// Output piped into a program that stops reading (| head) must not
 	// kill the run before it removes its schemas and keys.
 	signal.Ignore(syscall.SIGPIPE)
-	if err := run(ctx, cfg); err != nil {
+	runner := run
+	if cfg.soak > 0 {
+		runner = runSoak
+	}
+	if err := runner(ctx, cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
@@ -79,6 +85,13 @@ type config struct {
 	nginx        string // nginx's path; empty: found on the PATH
 	nginxWorkers string // nginx's worker_processes
 	oauth2Proxy  string // oauth2-proxy's path; empty: installed with go install when missing
+
+	// The soak (soak.go): instead of the benchmark when soak is set.
+	soak       time.Duration
+	soakStores []string
+	soakUsers  int           // virtual users per server
+	soakIdle   time.Duration // the servers' idle timeout
+	soakThink  time.Duration // a user's time between two steps, give or take half
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -113,7 +126,12 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.nginx, "nginx", "", "nginx for the gateway rows (default: nginx on the PATH, or /usr/sbin/nginx)")
 	fs.StringVar(&c.nginxWorkers, "nginx-workers", "auto", "nginx's worker_processes in the gateway rows (auto: one per core)")
 	fs.StringVar(&c.oauth2Proxy, "oauth2-proxy", "", "oauth2-proxy for its gateway row (default: the one go install put into the user cache directory, installed the first time)")
-	if err := fs.Parse(args); err != nil {
+	fs.Var(soakFlag{&c.soak}, "soak", "run the soak instead of the benchmark, for this long (-soak alone: "+fmtFlagDuration(defaultSoak)+"): the sessionguard command with each store at once, users signing in, browsing, polling, signing out and timing out; fails if a session is lost or ends twice, or heap, goroutines, open files or p99 grow")
+	soakStores := fs.String("soak-stores", "memory,sqlite,redis,postgres", "stores of the soak's servers")
+	fs.IntVar(&c.soakUsers, "soak-users", 20, "virtual users per server in the soak")
+	fs.DurationVar(&c.soakIdle, "soak-idle", 20*time.Second, "idle timeout of the soak's servers, short so that sessions time out all the while")
+	fs.DurationVar(&c.soakThink, "soak-think", time.Second, "a soak user's time between two steps, give or take half")
+	if err := fs.Parse(soakArgs(args)); err != nil {
 		if err == flag.ErrHelp {
 			os.Exit(0)
 		}
@@ -198,6 +216,15 @@ func parseFlags(args []string) (*config, error) {
 			c.sweepSize = 20_000
 		}
 	}
+	if c.soakStores, err = storeList("-soak-stores", *soakStores, ""); err != nil {
+		return nil, err
+	}
+	if c.soak < 0 || (c.soak > 0 && c.soak < 30*time.Second) {
+		return nil, fmt.Errorf("-soak %v: at least 30s (the users need a few idle timeouts)", c.soak)
+	}
+	if c.soakUsers < 1 || c.soakIdle < 5*time.Second || c.soakThink <= 0 || c.soakThink >= c.soakIdle/4 {
+		return nil, fmt.Errorf("-soak-users must be positive, -soak-idle at least 5s, and -soak-think positive and under a quarter of -soak-idle")
+	}
 	if c.quick && !set["profile"] {
 		c.profile = false
 	}
@@ -241,4 +268,45 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// soakFlag is -soak: a duration, defaultSoak when given alone.
+type soakFlag struct{ d *time.Duration }
+
+func (f soakFlag) String() string {
+	if f.d == nil || *f.d == 0 {
+		return "0"
+	}
+	return f.d.String()
+}
+
+func (f soakFlag) Set(v string) error {
+	if v == "true" {
+		*f.d = defaultSoak
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("want a duration such as 10m")
+	}
+	*f.d = d
+	return nil
+}
+
+func (soakFlag) IsBoolFlag() bool { return true }
+
+// soakArgs joins "-soak 10m" into "-soak=10m": -soak is also a flag alone
+// (a boolean flag to the flag package), which would take "10m" for an
+// argument.
+func soakArgs(args []string) []string {
+	out := slices.Clone(args)
+	for i := 0; i+1 < len(out); i++ {
+		if out[i] != "-soak" && out[i] != "--soak" {
+			continue
+		}
+		if _, err := time.ParseDuration(out[i+1]); err == nil {
+			out = slices.Replace(out, i, i+2, out[i]+"="+out[i+1])
+		}
+	}
+	return out
 }
