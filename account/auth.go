@@ -14,7 +14,9 @@ var ErrInvalidCredentials = errors.New("account: invalid user name or password")
 // AuthOptions configure an Authenticator. The zero value gives the documented
 // defaults.
 type AuthOptions struct {
-	// AccountThrottle limits failures per user name. The default is
+	// AccountThrottle limits failures per user name (from clients that are
+	// not its known devices), per known device, and per session
+	// re-authenticating, each key on its own. The default is
 	// DefaultAccountThrottle.
 	AccountThrottle ThrottlePolicy
 
@@ -22,25 +24,106 @@ type AuthOptions struct {
 	// DefaultIPThrottle.
 	IPThrottle ThrottlePolicy
 
-	// MaxTrackedKeys bounds the user names and the client addresses whose
-	// failures are remembered (each separately), and so the memory
-	// throttling uses: about 100 bytes a key. When full, keys whose window
-	// has passed are dropped, then the one closest to being dropped. The
-	// default is 10000.
-	MaxTrackedKeys int
+	// MaxCachedLocks bounds the locks each process remembers in memory, so
+	// that a locked key is refused without a query: about 100 bytes each.
+	// Beyond it, locks are still enforced, by the database. The default is
+	// 10000.
+	MaxCachedLocks int
+
+	// Observer receives every lock and unlock (the audit log: *audit.Log
+	// satisfies it). Each is also logged to the Store's Logger. The
+	// default (nil) only logs them.
+	Observer ThrottleObserver
 
 	// Clock tells the time for throttling. The default is the Store's clock.
 	Clock func() time.Time
 }
 
+// ThrottleEventKind says what happened to a throttled key.
+type ThrottleEventKind string
+
+// The kinds of ThrottleEvent.
+const (
+	// ThrottleLocked: a failure was one too many; the key is locked until
+	// the event's Until.
+	ThrottleLocked ThrottleEventKind = "locked"
+	// ThrottleUnlocked: a success after a lockout (which had ended) cleared
+	// the key's failures and lockouts, so the next lockout is again the
+	// shortest. Addresses are never cleared this way (see ThrottlePolicy).
+	ThrottleUnlocked ThrottleEventKind = "unlocked"
+)
+
+// ThrottleEvent is a lock or an unlock, for the audit log and alerts.
+type ThrottleEvent struct {
+	Kind  ThrottleEventKind
+	Scope ThrottleScope // any but ScopeBusy
+
+	// User is the user name the key is about: the name typed, which may
+	// not exist (ScopeAccount), or the known client's or the session's
+	// user. It is empty for ScopeIP.
+	User string
+	// Session is the public ID of the session (ScopeSession only).
+	Session string
+	// IP is the client address of the attempt that caused the event; for
+	// ScopeIP, the address (or IPv6 /64) the key stands for.
+	IP string
+
+	// Time is when it happened.
+	Time time.Time
+	// Until is when the lock ends (ThrottleLocked only).
+	Until time.Time
+	// Lockouts counts the lockouts in a row, 1 for the first
+	// (ThrottleLocked only).
+	Lockouts int
+}
+
+// ThrottleObserver receives the throttle's lock and unlock events. It is
+// called after the event is stored, on the goroutine of the attempt that
+// caused it, and cannot fail it.
+type ThrottleObserver interface {
+	ThrottleEvent(ctx context.Context, e ThrottleEvent)
+}
+
+// Attempt is one password check as the server received it.
+type Attempt struct {
+	// Name is the user name typed at sign-in, or the signed-in user's for
+	// Verify.
+	Name string
+
+	// Password is the password typed.
+	Password string
+
+	// IP is the client's address as the server sees it (after any trusted
+	// proxy's header; it may hold a port). Authenticate counts failures
+	// against it; an empty IP (no client, as from a command line) skips the
+	// address throttle. Events name it.
+	IP string
+
+	// Device is the device token the client presented (see
+	// RememberClient), or empty. When it is a known device of Name,
+	// Authenticate counts the attempt against that device alone: a lock on
+	// the name or the address, which anyone can cause by failing on
+	// purpose, does not hold the user's own devices back. Verify ignores
+	// it.
+	Device string
+
+	// Session is the public ID of the signed-in session that asks Verify:
+	// its failures count against that session alone, never against the
+	// name, so that nobody else's failures can stop a signed-in user from
+	// re-authenticating. Authenticate ignores it.
+	Session string
+}
+
 // Authenticator checks passwords for sign-in and re-authentication, with
-// throttling (see the package documentation). It is safe for concurrent use.
-// Its throttling state is in memory: per process, and forgotten on restart.
+// throttling (see the package documentation). It is safe for concurrent use,
+// also by several processes: failure counts and locks live in the Store's
+// database, so N servers on one database allow no more guesses than one.
 type Authenticator struct {
-	store    *Store
-	accounts *limiter
-	ips      *limiter
-	now      func() time.Time
+	store           *Store
+	accountThrottle ThrottlePolicy
+	ipThrottle      ThrottlePolicy
+	now             func() time.Time
+	throttle        *throttle
 }
 
 // NewAuthenticator returns an Authenticator for the users of store.
@@ -54,109 +137,143 @@ func NewAuthenticator(store *Store, opts AuthOptions) (*Authenticator, error) {
 	if err := errors.Join(opts.AccountThrottle.validate("account"), opts.IPThrottle.validate("ip")); err != nil {
 		return nil, err
 	}
-	if opts.MaxTrackedKeys <= 0 {
-		opts.MaxTrackedKeys = 10000
+	if opts.MaxCachedLocks <= 0 {
+		opts.MaxCachedLocks = 10000
 	}
 	if opts.Clock == nil {
 		opts.Clock = store.now
 	}
 	return &Authenticator{
-		store:    store,
-		accounts: newLimiter(opts.AccountThrottle, ScopeAccount, opts.MaxTrackedKeys),
-		ips:      newLimiter(opts.IPThrottle, ScopeIP, opts.MaxTrackedKeys),
-		now:      opts.Clock,
+		store:           store,
+		accountThrottle: opts.AccountThrottle,
+		ipThrottle:      opts.IPThrottle,
+		now:             opts.Clock,
+		throttle: &throttle{
+			db:        store.db,
+			now:       opts.Clock,
+			log:       store.log,
+			observer:  opts.Observer,
+			admitWait: admitWait,
+			locks:     lockCache{max: opts.MaxCachedLocks},
+		},
 	}, nil
 }
 
-// Authenticate checks a sign-in from the client at address ip (as the server
-// sees it, after any trusted proxy's header; it may hold a port). It returns
-// the user, or:
+// Authenticate checks a sign-in. It returns the user, or:
 //
 //   - ErrInvalidCredentials for an unknown or malformed name, a wrong
 //     password or a disabled account, after the same work in every case;
-//   - a *ThrottledError (find it with errors.As) when the account or the
-//     address has failed too often, even if the password is right, or when
-//     too many sign-ins are being checked at once;
+//   - a *ThrottledError (find it with errors.As) when the name, the address
+//     or the known client has failed too often, even if the password is
+//     right; or, with ScopeBusy, when the attempt could not be checked in
+//     time because too many are being checked at once;
 //   - ctx.Err(), or a database error, when nothing could be decided; such
 //     attempts count for nothing.
 //
-// A failure counts against the name and the address; a success forgets the
-// name's failures. An empty ip (no client, as from a command line) skips the
-// address throttle. A stored hash with other parameters than the Store's is
-// replaced on success.
-func (a *Authenticator) Authenticate(ctx context.Context, name, password, ip string) (User, error) {
-	return a.check(ctx, name, password, ip)
+// Only failures count. Attempts beyond what a key's remaining budget allows
+// wait for those in flight (a few at most, each a hash) rather than being
+// refused, so that a burst of correct sign-ins is never told it failed.
+//
+// What a failure counts against depends on the client (see RememberClient):
+// from a known device of the user, that device alone; from a known address,
+// the address and the pair of name and address; from anywhere else, the
+// address and the name. A success forgets the failures of all but the
+// address. A stored hash with other parameters than the Store's is replaced
+// on success.
+func (a *Authenticator) Authenticate(ctx context.Context, at Attempt) (User, error) {
+	// Names that cannot exist are not throttled per name (they would only
+	// fill the table), but cost the same work and answer the same.
+	name, nameErr := NormalizeName(at.Name)
+	address := ""
+	if at.IP != "" {
+		address = AddressKey(at.IP)
+	}
+	var known knownClient
+	if nameErr == nil {
+		var err error
+		if known, err = a.known(ctx, name, at.Device, address); err != nil {
+			return User{}, err
+		}
+	}
+	var keys []throttleKey
+	if known.device {
+		keys = append(keys, throttleKey{scope: ScopeDevice, subject: deviceHash(at.Device), policy: a.accountThrottle, user: name})
+	} else {
+		if address != "" {
+			keys = append(keys, throttleKey{scope: ScopeIP, subject: address, policy: a.ipThrottle})
+		}
+		switch {
+		case known.address:
+			keys = append(keys, throttleKey{scope: ScopeKnownAddress, subject: name + " " + address, policy: a.accountThrottle, user: name})
+		case nameErr == nil:
+			keys = append(keys, throttleKey{scope: ScopeAccount, subject: name, policy: a.accountThrottle, user: name})
+		}
+	}
+	return a.check(ctx, keys, name, nameErr == nil, at)
 }
 
-// Verify checks the password of a signed-in user before a sensitive action
-// (changing the password, ending sessions, administration). It returns nil,
-// ErrInvalidCredentials, a *ThrottledError or a context or database error,
-// as Authenticate does, and counts failures against the name, so that a
-// stolen session cannot be used to guess the password.
-func (a *Authenticator) Verify(ctx context.Context, name, password string) error {
-	_, err := a.check(ctx, name, password, "")
+// maxSessionKey bounds the session ID Verify stores: public IDs are 22
+// characters.
+const maxSessionKey = 64
+
+// Verify checks the password of a signed-in user (at.Name) before a
+// sensitive action (changing the password, ending sessions,
+// administration). It returns nil, ErrInvalidCredentials, a
+// *ThrottledError or a context or database error, as Authenticate does.
+// Failures count against the session at.Session alone: a stolen session
+// cannot be used to guess the password, and failures on the user name by
+// anyone else never stop the signed-in user from proving who they are
+// (and so from ending the thief's sessions).
+func (a *Authenticator) Verify(ctx context.Context, at Attempt) error {
+	if at.Session == "" {
+		return errors.New("account: Verify needs the session that asks (Attempt.Session)")
+	}
+	name, nameErr := NormalizeName(at.Name)
+	session := at.Session
+	if len(session) > maxSessionKey {
+		session = session[:maxSessionKey]
+	}
+	keys := []throttleKey{{scope: ScopeSession, subject: session, policy: a.accountThrottle, user: name}}
+	_, err := a.check(ctx, keys, name, nameErr == nil, at)
 	return err
 }
 
-func (a *Authenticator) check(ctx context.Context, name, password, ip string) (User, error) {
-	// Names that cannot exist are not throttled per name (they would only
-	// fill the table), but cost the same work and answer the same.
-	nameKey, nameErr := NormalizeName(name)
-	addrKey := ""
-	if ip != "" {
-		addrKey = ipKey(ip)
+// check counts an attempt against keys and checks its password against the
+// user called name (normalised; nameOK false for a name that cannot exist).
+func (a *Authenticator) check(ctx context.Context, keys []throttleKey, name string, nameOK bool, at Attempt) (User, error) {
+	if a.store.gate.saturated() {
+		// A flood: refuse it before it writes to the database.
+		return User{}, &ThrottledError{RetryAfter: busyRetry, Scope: ScopeBusy}
 	}
-
-	now := a.now()
-	if addrKey != "" {
-		if err := a.ips.begin(addrKey, now); err != nil {
-			return User{}, err
-		}
+	res, err := a.throttle.begin(ctx, keys, at.IP)
+	if err != nil {
+		return User{}, err
 	}
-	if nameErr == nil {
-		if err := a.accounts.begin(nameKey, now); err != nil {
-			if addrKey != "" {
-				a.ips.cancel(addrKey)
-			}
-			return User{}, err
-		}
-	}
-	settle := func(outcome func(l *limiter, key string, isName bool)) {
-		if addrKey != "" {
-			outcome(a.ips, addrKey, false)
-		}
-		if nameErr == nil {
-			outcome(a.accounts, nameKey, true)
-		}
-	}
-	cancel := func(l *limiter, key string, _ bool) { l.cancel(key) }
-
 	var u User
 	var hash string
-	if nameErr == nil {
-		var err error
-		u, hash, err = a.store.get(ctx, nameKey)
+	if nameOK {
+		u, hash, err = a.store.get(ctx, name)
 		if err != nil && !errors.Is(err, ErrNotFound) {
-			settle(cancel)
+			res.cancel(ctx)
 			return User{}, err
 		}
 	}
 	if err := a.store.gate.acquire(ctx); err != nil {
-		settle(cancel)
+		res.cancel(ctx)
 		return User{}, err
 	}
 	ok := func() bool {
 		defer a.store.gate.release()
-		return a.verify(ctx, u, hash, password)
+		return a.verify(ctx, u, hash, at.Password)
 	}()
-
 	if !ok {
-		now := a.now()
-		settle(func(l *limiter, key string, _ bool) { l.fail(key, now) })
+		if err := res.fail(ctx); err != nil {
+			// Uncounted, the verdict would be a free guess.
+			return User{}, err
+		}
 		return User{}, ErrInvalidCredentials
 	}
-	// Success resets the name's count, not the address's: see ThrottlePolicy.
-	settle(func(l *limiter, key string, isName bool) { l.succeed(key, isName) })
+	res.succeed(ctx)
 	return u, nil
 }
 
@@ -180,10 +297,4 @@ func (a *Authenticator) verify(ctx context.Context, u User, hash, password strin
 		a.store.rehash(ctx, u.Name, hash, password)
 	}
 	return ok
-}
-
-// Tracked returns how many user names and client addresses the throttles
-// remember, for metrics.
-func (a *Authenticator) Tracked() (names, addresses int) {
-	return a.accounts.len(), a.ips.len()
 }

@@ -1,37 +1,68 @@
 package account
 
 import (
+	"context"
 	"sync"
 	"time"
+
+	"github.com/sessionguard/sessionguard/internal/coalesce"
+	"github.com/sessionguard/sessionguard/internal/sqldb"
 )
 
 // maxCachedUsers bounds the users the cache holds: the signed-in users of a
 // busy server, at about a hundred bytes each.
 const maxCachedUsers = 10_000
 
+// cacheMigrations are the steps of the "account_cache" component: a counter
+// that every change to account_users bumps, by trigger, in the transaction
+// of the change, whichever process or program version makes it. A Store
+// that reads the same counter as when it cached a user knows that nobody
+// has changed any user since.
+var cacheMigrations = []sqldb.Migration{{
+	Name: "account version counter",
+	SQLite: `CREATE TABLE account_version (n INTEGER NOT NULL);
+	INSERT INTO account_version (n) VALUES (0);
+	CREATE TRIGGER account_users_inserted AFTER INSERT ON account_users
+		BEGIN UPDATE account_version SET n = n + 1; END;
+	CREATE TRIGGER account_users_updated AFTER UPDATE ON account_users
+		BEGIN UPDATE account_version SET n = n + 1; END;
+	CREATE TRIGGER account_users_deleted AFTER DELETE ON account_users
+		BEGIN UPDATE account_version SET n = n + 1; END;`,
+	Postgres: `CREATE TABLE account_version (n BIGINT NOT NULL);
+	INSERT INTO account_version (n) VALUES (0);
+	CREATE FUNCTION account_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN UPDATE account_version SET n = n + 1; RETURN NULL; END $$;
+	CREATE TRIGGER account_users_changed AFTER INSERT OR UPDATE OR DELETE ON account_users
+		FOR EACH STATEMENT EXECUTE FUNCTION account_version_bump();`,
+}}
+
 // userCache keeps recently read users in memory, so that the account check
 // of every signed-in request (is the user still there and enabled, which
-// role?) does not cost a database query: through database/sql and the Go
-// translation of SQLite that query cost more than the rest of a request.
+// role?) does not read the user's row each time: through database/sql and
+// the Go translation of SQLite that query cost more than the rest of a
+// request.
 //
-// It is safe for the same reasons as the SQLite session store's cache, on
-// the same rules. Every write this Store makes to a user drops that user
-// after the write and bumps the epoch, and a read that overlapped any write
-// does not fill the cache, so a user read just before a "disable" cannot be
-// put back after it: a change made by this process is seen at once. A
-// change made by another process on the same database (the command line,
-// another server on PostgreSQL) is seen when the entry is older than ttl.
-// That delay never lets a disabled user in for longer than ttl, and in
-// practice not at all: disabling a user or changing a password, from the
-// command line or the admin page of any instance, also ends the user's
-// sessions in the session store, which every request checks; the account
-// check is the fallback for a revocation that was missed (a memory session
-// store, which the command line cannot reach). Password checks never use
-// the cache (Authenticator reads the hash and the disabled flag fresh), so
-// sign-in always sees the latest password and state.
+// It never answers with a user that has changed, wherever the change was
+// made. Before answering, it reads the account_version counter, which every
+// change to a user bumps in the same transaction; if the counter moved since
+// the cache was filled, it empties itself. Changes are rare (an
+// administrator's action, a password change), so emptying everything costs
+// little, and the counter is one row, read once for all the requests that
+// arrive while a read is under way (package coalesce). Within this process,
+// every write to a user also drops that user after the write and bumps the
+// epoch, and a read that overlapped any write does not fill the cache, so a
+// user read just before a "disable" cannot be put back after it. Password
+// checks never use the cache (Authenticator reads the hash and the disabled
+// flag fresh).
 type userCache struct {
 	ttl time.Duration
 	now func() time.Time
+	db  *sqldb.DB
+
+	check *coalesce.Check // runs emptyIfChanged, one at a time
+	// version is the counter as the last read saw it; read and written
+	// only by emptyIfChanged.
+	version int64
 
 	mu      sync.Mutex
 	epoch   uint64
@@ -43,17 +74,51 @@ type cachedUser struct {
 	expires time.Time
 }
 
-// newUserCache returns a cache whose entries live for ttl, or nil (no
-// cache) when ttl is not positive.
-func newUserCache(ttl time.Duration, now func() time.Time) *userCache {
+// newUserCache returns a cache on db whose entries live for ttl, or nil (no
+// cache) when ttl is not positive. db must have the account_cache tables.
+func newUserCache(ctx context.Context, db *sqldb.DB, ttl time.Duration, now func() time.Time) (*userCache, error) {
 	if ttl <= 0 {
+		return nil, nil
+	}
+	c := &userCache{ttl: ttl, now: now, db: db, check: coalesce.New(), entries: make(map[string]cachedUser)}
+	if err := c.readVersion(ctx, &c.version); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *userCache) readVersion(ctx context.Context, n *int64) error {
+	return c.db.QueryRowContext(ctx, `SELECT n FROM account_version`).Scan(n)
+}
+
+// catchUp empties the cache if any user changed, in any process, before
+// the call. A caller that gets an error must neither use the cache nor
+// fill it.
+func (c *userCache) catchUp(ctx context.Context) error {
+	if c == nil {
 		return nil
 	}
-	return &userCache{ttl: ttl, now: now, entries: make(map[string]cachedUser)}
+	return c.check.Run(ctx, c.emptyIfChanged)
+}
+
+// emptyIfChanged reads the counter, and empties the cache if it moved.
+func (c *userCache) emptyIfChanged(ctx context.Context) error {
+	var n int64
+	if err := c.readVersion(ctx, &n); err != nil {
+		return err
+	}
+	if n != c.version {
+		c.mu.Lock()
+		c.epoch++
+		clear(c.entries)
+		c.mu.Unlock()
+		c.version = n
+	}
+	return nil
 }
 
 // get returns the fresh cached user called name (normalised) and the
-// current epoch, to pass to put after a database read.
+// current epoch, to pass to put after a database read. Call catchUp first.
 func (c *userCache) get(name string) (User, uint64, bool) {
 	if c == nil {
 		return User{}, 0, false

@@ -4,13 +4,27 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/sessionguard/sessionguard/internal/sqldb"
+	"github.com/sessionguard/sessionguard/internal/sqldb/sqldbtest"
 )
+
+// testCache returns a Store's cache whose entries live for a second by the
+// clock now.
+func testCache(t *testing.T, now func() time.Time) *userCache {
+	t.Helper()
+	s, err := NewStore(t.Context(), sqldbtest.Open(t, sqldb.SQLite), Options{Params: Params{Memory: 64, Time: 1, Threads: 1}, Clock: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.cache
+}
 
 // A read that overlapped a write must not put what it read back: it may be
 // the user as they were before the write.
 func TestUserCacheReadOverlappingWriteIsNotKept(t *testing.T) {
 	now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
-	c := newUserCache(time.Second, func() time.Time { return now })
+	c := testCache(t, func() time.Time { return now })
 	_, epoch, ok := c.get("alice")
 	if ok {
 		t.Fatal("an empty cache had alice")
@@ -30,7 +44,7 @@ func TestUserCacheReadOverlappingWriteIsNotKept(t *testing.T) {
 
 func TestUserCacheIsBounded(t *testing.T) {
 	now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
-	c := newUserCache(time.Second, func() time.Time { return now })
+	c := testCache(t, func() time.Time { return now })
 	for i := range maxCachedUsers + 10 {
 		_, epoch, _ := c.get("")
 		c.put(User{Name: "user" + strconv.Itoa(i)}, epoch)
@@ -41,8 +55,8 @@ func TestUserCacheIsBounded(t *testing.T) {
 }
 
 func TestUserCacheOff(t *testing.T) {
-	if c := newUserCache(0, time.Now); c != nil {
-		t.Error("a zero TTL made a cache")
+	if c, err := newUserCache(t.Context(), nil, 0, time.Now); c != nil || err != nil {
+		t.Errorf("a zero TTL made a cache: %v, %v", c, err)
 	}
 	var c *userCache // the methods of a nil cache do nothing
 	c.put(User{Name: "alice"}, 0)

@@ -1,6 +1,7 @@
 package account_test
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -61,13 +62,13 @@ func TestGetSeesOwnChangesAtOnce(t *testing.T) {
 }
 
 // A change made by another process (here another Store on the same
-// database, as the command line is) is seen once the cached user is
-// CacheTTL old; until then Get may answer from memory.
-func TestGetSeesOtherProcessWithinTTL(t *testing.T) {
+// database, as the command line is) is seen by the very next Get, however
+// long the cache would keep the user otherwise.
+func TestGetSeesOtherProcessAtOnce(t *testing.T) {
 	sqldbtest.Run(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := t.Context()
 		clock := sessiontest.NewClock(start)
-		server, err := account.NewStore(ctx, db, account.Options{Params: fastParams, Clock: clock.Now})
+		server, err := account.NewStore(ctx, db, account.Options{Params: fastParams, Clock: clock.Now, CacheTTL: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,35 +76,73 @@ func TestGetSeesOtherProcessWithinTTL(t *testing.T) {
 		if err := server.Create(ctx, "alice", alicePassword, account.RoleUser); err != nil {
 			t.Fatal(err)
 		}
-		getUser(t, server, "alice") // cached now, for the default second
+		if err := server.Create(ctx, "root", bobPassword, account.RoleAdmin); err != nil {
+			t.Fatal(err)
+		}
+		getUser(t, server, "alice") // cached now, for an hour
+		getUser(t, server, "root")
 
 		if err := cli.SetDisabled(ctx, "alice", true); err != nil {
 			t.Fatal(err)
 		}
-		clock.Advance(time.Second - time.Nanosecond)
-		if u := getUser(t, server, "alice"); u.Disabled {
-			t.Errorf("Get within the TTL = %+v: want the cached, enabled user (is the cache on?)", u)
-		}
-		clock.Advance(time.Nanosecond)
 		if u := getUser(t, server, "alice"); !u.Disabled {
-			t.Errorf("Get a TTL after another process disabled the user = %+v, want disabled", u)
+			t.Errorf("Get right after another process disabled the user = %+v, want disabled", u)
 		}
-
-		// Sign-in never trusts the cache: a user disabled elsewhere is
-		// refused at once, cached or not.
 		if err := cli.SetDisabled(ctx, "alice", false); err != nil {
 			t.Fatal(err)
 		}
-		clock.Advance(time.Second)
-		getUser(t, server, "alice") // cached, enabled
+		if u := getUser(t, server, "alice"); u.Disabled {
+			t.Errorf("Get right after another process enabled the user = %+v, want enabled", u)
+		}
+		clock.Advance(time.Minute)
+		if err := cli.SetPassword(ctx, "alice", "a brand new passphrase here"); err != nil {
+			t.Fatal(err)
+		}
+		if u := getUser(t, server, "alice"); !u.PasswordChangedAt.Equal(start) {
+			t.Errorf("Get after another process changed the password: PasswordChangedAt = %v, want %v (the other's clock)", u.PasswordChangedAt, start)
+		}
+
+		// Sign-in never trusts the cache either.
+		getUser(t, server, "alice")
 		if err := cli.SetDisabled(ctx, "alice", true); err != nil {
 			t.Fatal(err)
 		}
 		auth := newAuth(t, server, clock)
-		if _, err := auth.Authenticate(ctx, "alice", alicePassword, "192.0.2.1"); err == nil {
-			t.Error("Authenticate accepted a user disabled by another process while Get still had them cached")
+		if _, err := auth.Authenticate(ctx, account.Attempt{Name: "alice", Password: "a brand new passphrase here", IP: "192.0.2.1"}); err == nil {
+			t.Error("Authenticate accepted a user disabled by another process")
 		}
 	})
+}
+
+// The same with the server and the command line on connections of their
+// own to one SQLite file, as two processes are.
+func TestGetSeesOtherConnectionAtOnce(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "shared.db")
+	open := func() *sqldb.DB {
+		db, err := sqldb.Open(ctx, "sqlite:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	clock := sessiontest.NewClock(start)
+	server, err := account.NewStore(ctx, open(), account.Options{Params: fastParams, Clock: clock.Now, CacheTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := newStore(t, open(), clock)
+	if err := cli.Create(ctx, "alice", alicePassword, account.RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	getUser(t, server, "alice") // cached now, for an hour
+	if err := cli.SetDisabled(ctx, "alice", true); err != nil {
+		t.Fatal(err)
+	}
+	if u := getUser(t, server, "alice"); !u.Disabled {
+		t.Errorf("Get right after another connection disabled the user = %+v, want disabled", u)
+	}
 }
 
 // A negative CacheTTL turns the cache off: every Get reads the database.

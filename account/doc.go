@@ -11,9 +11,13 @@
 //     attacker which names exist.
 //   - Throttling of failed attempts per account and per client address, with
 //     a lockout that doubles each time it is reached (ThrottledError, for a
-//     429 with Retry-After). Successful sign-ins are never counted; but while
-//     an account is locked, even the right password waits, or guessing would
-//     simply continue.
+//     429 with Retry-After). Only failures count, never successes or attempts
+//     in progress; but while an account is locked, even the right password
+//     waits, or guessing would simply continue. The lock holds back strangers
+//     only: the account's known devices and addresses (RememberClient) and
+//     its signed-in sessions re-authenticating (Verify) each have a limit of
+//     their own, so that failing on purpose cannot lock a user out. Counts
+//     and locks live in the database, shared by every server on it.
 //   - A bounded number of password hashes at once, and a bounded queue behind
 //     them, so a flood of sign-in attempts costs a fixed amount of CPU and
 //     memory and fails fast beyond it, leaving the server to its signed-in
@@ -48,7 +52,9 @@
 //
 // # The first administrator
 //
-// There is no default password. A server with no accounts makes a one-time
-// SetupToken, prints a link with it, and creates the first administrator
-// with Store.CreateFirstAdmin inside SetupToken.Use.
+// There is no default password. A server with no accounts issues a one-time
+// SetupToken (Store.NewSetupToken), prints a link with it, and creates the
+// first administrator with Store.CreateFirstAdmin inside SetupToken.Use. The
+// token's hash lives in the database, so the link works on every instance
+// that shares it.
 package account

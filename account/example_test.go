@@ -45,19 +45,19 @@ func ExampleAuthenticator_Authenticate() {
 		log.Fatal(err)
 	}
 
-	user, err := auth.Authenticate(ctx, "alice", "correct horse battery staple", "192.0.2.10")
+	user, err := auth.Authenticate(ctx, account.Attempt{Name: "alice", Password: "correct horse battery staple", IP: "192.0.2.10"})
 	fmt.Println(user.Name, user.Role, err)
 
-	_, err = auth.Authenticate(ctx, "alice", "wrong password, sorry", "192.0.2.10")
+	_, err = auth.Authenticate(ctx, account.Attempt{Name: "alice", Password: "wrong password, sorry", IP: "192.0.2.10"})
 	fmt.Println(err)
-	_, err = auth.Authenticate(ctx, "nobody", "wrong password, sorry", "192.0.2.10")
+	_, err = auth.Authenticate(ctx, account.Attempt{Name: "nobody", Password: "wrong password, sorry", IP: "192.0.2.10"})
 	fmt.Println(err)
 
 	// After five failures the account waits, whatever the password.
 	for range 4 {
-		auth.Authenticate(ctx, "alice", "wrong password, sorry", "192.0.2.10")
+		auth.Authenticate(ctx, account.Attempt{Name: "alice", Password: "wrong password, sorry", IP: "192.0.2.10"})
 	}
-	_, err = auth.Authenticate(ctx, "alice", "correct horse battery staple", "192.0.2.10")
+	_, err = auth.Authenticate(ctx, account.Attempt{Name: "alice", Password: "correct horse battery staple", IP: "192.0.2.10"})
 	var throttled *account.ThrottledError
 	if errors.As(err, &throttled) {
 		fmt.Println("429 Too Many Requests, Retry-After:", throttled.RetryAfterSeconds())
@@ -69,7 +69,8 @@ func ExampleAuthenticator_Authenticate() {
 	// 429 Too Many Requests, Retry-After: 60
 }
 
-// Re-authentication before a sensitive action uses the same checks.
+// Re-authentication before a sensitive action is throttled per session:
+// failures on the name by anyone else never lock the signed-in user out.
 func ExampleAuthenticator_Verify() {
 	db, done := openExampleDB()
 	defer done()
@@ -78,11 +79,48 @@ func ExampleAuthenticator_Verify() {
 	auth, _ := account.NewAuthenticator(store, account.AuthOptions{})
 	store.Create(ctx, "alice", "correct horse battery staple", account.RoleUser)
 
-	if err := auth.Verify(ctx, "alice", "correct horse battery staple"); err == nil {
+	// Someone guesses at alice's name until it locks...
+	for range 5 {
+		auth.Authenticate(ctx, account.Attempt{Name: "alice", Password: "wrong password, sorry", IP: "203.0.113.9"})
+	}
+	// ...while alice, signed in, confirms her password to change it.
+	err := auth.Verify(ctx, account.Attempt{Name: "alice", Password: "correct horse battery staple", Session: "her-session-id"})
+	if err == nil {
 		err = store.SetPassword(ctx, "alice", "a brand new passphrase for alice")
 		fmt.Println("password changed:", err == nil)
 	}
 	// Output: password changed: true
+}
+
+// A browser that signed in before keeps a device token (in a cookie) and
+// presents it with its next sign-ins: a lock on the name, which anyone can
+// cause, then does not hold it back.
+func ExampleAuthenticator_RememberClient() {
+	db, done := openExampleDB()
+	defer done()
+	ctx := context.Background()
+	store, _ := account.NewStore(ctx, db, account.Options{})
+	auth, _ := account.NewAuthenticator(store, account.AuthOptions{})
+	store.Create(ctx, "alice", "correct horse battery staple", account.RoleUser)
+
+	signIn := account.Attempt{Name: "alice", Password: "correct horse battery staple", IP: "192.0.2.10"}
+	if _, err := auth.Authenticate(ctx, signIn); err == nil {
+		signIn.Device, _ = auth.RememberClient(ctx, signIn) // set it in the device cookie
+	}
+
+	for range 5 { // an attacker locks the name
+		auth.Authenticate(ctx, account.Attempt{Name: "alice", Password: "wrong password, sorry", IP: "203.0.113.9"})
+	}
+	_, err := auth.Authenticate(ctx, account.Attempt{Name: "alice", Password: "correct horse battery staple", IP: "198.51.100.7"})
+	var throttled *account.ThrottledError
+	if errors.As(err, &throttled) {
+		fmt.Println("without the device: 429, Retry-After:", throttled.RetryAfterSeconds())
+	}
+	_, err = auth.Authenticate(ctx, account.Attempt{Name: "alice", Password: "correct horse battery staple", IP: "198.51.100.7", Device: signIn.Device})
+	fmt.Println("from her device:", err)
+	// Output:
+	// without the device: 429, Retry-After: 60
+	// from her device: <nil>
 }
 
 func ExampleStore_Create() {
@@ -119,14 +157,19 @@ func ExampleSetupToken() {
 	store, _ := account.NewStore(ctx, db, account.Options{})
 
 	if n, _ := store.Count(ctx); n == 0 {
-		setup, secret := account.NewSetupToken(time.Hour, nil)
+		setup, secret, err := store.NewSetupToken(ctx, time.Hour)
+		if err != nil {
+			log.Fatal(err)
+		}
 		// The server prints http://localhost:8080/setup?token=<secret>;
-		// the form posts the token back with a name and a password.
-		err := setup.Use(secret, func() error {
+		// the form, on this instance or any other on the same database,
+		// posts the token back with a name and a password.
+		err = setup.Use(ctx, secret, func() error {
 			return store.CreateFirstAdmin(ctx, "admin", "a long admin passphrase")
 		})
 		fmt.Println("first admin:", err)
-		fmt.Println("link still valid:", setup.Valid(secret))
+		valid, _ := setup.Valid(ctx, secret)
+		fmt.Println("link still valid:", valid)
 	}
 	// Output:
 	// first admin: <nil>

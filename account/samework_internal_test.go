@@ -61,7 +61,7 @@ func TestFailedSignInsCostTheSameWork(t *testing.T) {
 		mu.Lock()
 		work = nil
 		mu.Unlock()
-		if _, err := auth.Authenticate(ctx, tc.name, tc.pw, ""); !errors.Is(err, ErrInvalidCredentials) {
+		if _, err := auth.Authenticate(ctx, Attempt{Name: tc.name, Password: tc.pw}); !errors.Is(err, ErrInvalidCredentials) {
 			t.Fatalf("%s: %v, want ErrInvalidCredentials", tc.what, err)
 		}
 		mu.Lock()

@@ -51,13 +51,14 @@ type Options struct {
 	// cached user goes stale. The default is time.Now.
 	Clock func() time.Time
 
-	// CacheTTL is how long Get may answer from memory with a user it read
-	// from the database. Changes made through this Store are seen at once
-	// whatever the TTL; changes made by another process on the same
-	// database (the command line's "user disable", another server on
-	// PostgreSQL) are seen within it. Password checks always read the
-	// database. The default is one second; a negative value turns the cache
-	// off, so every Get reads the database.
+	// CacheTTL is how long Get may keep a user it read from the database
+	// in memory. Whatever the TTL, a change to any user, made by this Store
+	// or by another process on the same database (the command line's "user
+	// disable", another server), is seen by the next Get: before answering
+	// from memory, Get reads a counter that every change bumps (see
+	// userCache). Password checks always read the database. The default is
+	// one second; a negative value turns the cache off, so every Get reads
+	// the user's row.
 	CacheTTL time.Duration
 
 	// Logger receives problems that are not the caller's (a corrupt stored
@@ -80,8 +81,9 @@ type Store struct {
 	dummyHash string
 }
 
-// NewStore returns a Store on db, creating or migrating its table
-// (account_users).
+// NewStore returns a Store on db, creating or migrating its tables
+// (account_users, account_version for its cache, account_setup_tokens, and
+// account_throttle and account_known_clients for its Authenticators).
 func NewStore(ctx context.Context, db *sqldb.DB, opts Options) (*Store, error) {
 	s := &Store{db: db, params: opts.Params, now: opts.Clock, log: opts.Logger}
 	if s.params == (Params{}) {
@@ -105,11 +107,6 @@ func NewStore(ctx context.Context, db *sqldb.DB, opts Options) (*Store, error) {
 		waiting = 64
 	}
 	s.gate = newHashGate(concurrent, waiting)
-	ttl := opts.CacheTTL
-	if ttl == 0 {
-		ttl = time.Second
-	}
-	s.cache = newUserCache(ttl, s.now)
 	var err error
 	// Whether the dummy matches is never asked; it only has to cost what a
 	// real hash costs.
@@ -118,6 +115,22 @@ func NewStore(ctx context.Context, db *sqldb.DB, opts Options) (*Store, error) {
 	}
 	if err := db.Migrate(ctx, "account", migrations); err != nil {
 		return nil, err
+	}
+	if err := db.Migrate(ctx, "account_throttle", throttleMigrations); err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, "account_cache", cacheMigrations); err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, "account_setup", setupMigrations); err != nil {
+		return nil, err
+	}
+	ttl := opts.CacheTTL
+	if ttl == 0 {
+		ttl = time.Second
+	}
+	if s.cache, err = newUserCache(ctx, db, ttl, s.now); err != nil {
+		return nil, fmt.Errorf("account: %w", err)
 	}
 	return s, nil
 }
@@ -240,19 +253,21 @@ func (s *Store) insert(ctx context.Context, db execer, u User, hash string) erro
 
 // Get returns the user called name (in any letter case), or an error
 // wrapping ErrNotFound (also for a name that could not exist). The user may
-// come from memory, up to Options.CacheTTL old as far as other processes'
-// changes go; this Store's own changes are seen at once.
+// come from memory, but never as it was before a change that any process
+// had made when Get was called.
 func (s *Store) Get(ctx context.Context, name string) (User, error) {
 	norm, err := NormalizeName(name)
 	if err != nil {
 		return User{}, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
+	// A cache that could not catch up is neither read nor filled.
+	cached := s.cache.catchUp(ctx) == nil
 	u, epoch, ok := s.cache.get(norm)
-	if ok {
+	if ok && cached {
 		return u, nil
 	}
 	u, _, err = s.get(ctx, norm)
-	if err == nil {
+	if err == nil && cached {
 		s.cache.put(u, epoch)
 	}
 	return u, err

@@ -129,10 +129,10 @@ func TestStoreSetPassword(t *testing.T) {
 		if !u.PasswordChangedAt.Equal(start.Add(time.Hour)) || !u.CreatedAt.Equal(start) {
 			t.Errorf("times after SetPassword: created %v, changed %v", u.CreatedAt, u.PasswordChangedAt)
 		}
-		if _, err := auth.Authenticate(ctx, "alice", alicePassword, ""); !errors.Is(err, account.ErrInvalidCredentials) {
+		if _, err := auth.Authenticate(ctx, account.Attempt{Name: "alice", Password: alicePassword}); !errors.Is(err, account.ErrInvalidCredentials) {
 			t.Errorf("old password after SetPassword: %v", err)
 		}
-		if _, err := auth.Authenticate(ctx, "alice", newPassword, ""); err != nil {
+		if _, err := auth.Authenticate(ctx, account.Attempt{Name: "alice", Password: newPassword}); err != nil {
 			t.Errorf("new password after SetPassword: %v", err)
 		}
 		if err := s.SetPassword(ctx, "alice", "short"); !errors.Is(err, account.ErrWeakPassword) {

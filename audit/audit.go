@@ -12,7 +12,6 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,6 +57,14 @@ const (
 	UserCreated  Event = "user_created"
 	UserDisabled Event = "user_disabled"
 	UserEnabled  Event = "user_enabled"
+	// SignInLocked: repeated failures locked sign-ins for a while; Reason
+	// is what is locked (account: the user name, for clients that are not
+	// its known devices; ip; device; session: its re-authentication),
+	// Detail until when (recorded by ThrottleEvent).
+	SignInLocked Event = "signin_locked"
+	// SignInUnlocked: a success after a lockout cleared the failures of
+	// what Reason names (recorded by ThrottleEvent).
+	SignInUnlocked Event = "signin_unlocked"
 )
 
 // Reasons of LoginFailed entries. (SessionEnded entries carry the
@@ -102,14 +109,31 @@ type entryJSON struct {
 	Detail  string `json:"detail,omitempty"`
 }
 
-// MarshalJSON writes the entry with its time in TimeFormat. (Whether <, >
-// and & are escaped is left to the caller's encoder.)
+// MarshalJSON writes the entry with its time in TimeFormat and every
+// character that is not graphic escaped as \uXXXX (see Printable): C0 and
+// C1 controls, DEL, bidirectional overrides and isolates, other format
+// characters, line separators, and invalid bytes as \ufffd. encoding/json
+// alone would pass U+009B or U+202E through raw to a terminal. (Whether <,
+// > and & are escaped is left to the caller's encoder.)
 func (e Entry) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	err := enc.Encode(entryJSON{e.Time.UTC().Format(TimeFormat), e.Event, e.User, e.Session, e.Reason, e.IP, e.Detail})
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), err
+	b := make([]byte, 0, 192)
+	field := func(key, value string) {
+		b = append(b, ',', '"')
+		b = append(b, key...)
+		b = append(b, '"', ':')
+		b = appendJSONString(b, value)
+	}
+	b = append(b, `{"time":`...)
+	b = appendJSONString(b, e.Time.UTC().Format(TimeFormat))
+	field("event", string(e.Event))
+	field("user", e.User)
+	field("session", e.Session)
+	field("reason", e.Reason)
+	field("ip", e.IP)
+	if e.Detail != "" {
+		field("detail", e.Detail)
+	}
+	return append(b, '}'), nil
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.

@@ -85,3 +85,15 @@ func ExampleHandler() {
 	// save: 200
 	// load: 200 true
 }
+
+// Save drops the fields that hold secrets, judged by their names and by
+// what the page marks them as.
+func ExampleSensitive() {
+	fmt.Println(drafts.Sensitive("note", ""), drafts.Sensitive("spinner", ""))
+	fmt.Println(drafts.Sensitive("newPassword", ""), drafts.Sensitive("card_number", ""), drafts.Sensitive("cvc", ""))
+	fmt.Println(drafts.Sensitive("answer", "sensitive"), drafts.Sensitive("field3", "billing cc-number"))
+	// Output:
+	// false false
+	// true true true
+	// true true
+}

@@ -17,11 +17,13 @@ import (
 // path, the form identifier and the JSON around them.
 const bodySlack = 8 << 10
 
-// draftJSON is a draft as Handler sends and receives it.
+// draftJSON is a draft as Handler sends and receives it. Marks come in
+// only: they are not stored.
 type draftJSON struct {
 	Form      string            `json:"form"`
 	Path      string            `json:"path"`
 	Fields    map[string]string `json:"fields"`
+	Marks     map[string]string `json:"marks,omitempty"`
 	SavedAt   *time.Time        `json:"saved_at,omitempty"`
 	ExpiresAt *time.Time        `json:"expires_at,omitempty"`
 }
@@ -45,8 +47,11 @@ type errorJSON struct {
 //
 //   - GET ?path=P answers 200 {"drafts":[{"form","path","fields","saved_at","expires_at"}]}
 //     with the user's live drafts of page P (an empty list when none).
-//   - POST with a JSON body {"form","path","fields":{name:value}} saves a
-//     draft (Content-Type application/json) and answers 200 with it.
+//   - POST with a JSON body {"form","path","fields":{name:value},"marks":{name:marks}}
+//     saves a draft (Content-Type application/json) and answers 200 with it
+//     as stored: without the fields that hold secrets, which the server
+//     drops by their names and marks (see Sensitive and Draft.Marks)
+//     whatever the client filtered. "marks" is optional.
 //   - DELETE ?path=P&form=F deletes one and answers 204, also when there was
 //     none.
 //
@@ -147,7 +152,7 @@ func (h *handler) save(w http.ResponseWriter, r *http.Request, user string) {
 			`The body is not a JSON object {"form": "...", "path": "...", "fields": {"name": "value"}} with text values.`)
 		return
 	}
-	d, err := h.store.Save(r.Context(), Draft{User: user, Path: in.Path, Form: in.Form, Fields: in.Fields})
+	d, err := h.store.Save(r.Context(), Draft{User: user, Path: in.Path, Form: in.Form, Fields: in.Fields, Marks: in.Marks})
 	if err != nil {
 		h.fail(w, r, err)
 		return

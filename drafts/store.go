@@ -71,8 +71,15 @@ type Draft struct {
 	Path string
 	// Form identifies the form on the page (its id attribute).
 	Form string
-	// Fields maps each field's name to its value.
+	// Fields maps each field's name to its value. Save drops the fields
+	// that hold secrets (see Sensitive) and stores the others.
 	Fields map[string]string
+	// Marks says what the page knows of a field, by name, for Save to
+	// drop sensitive ones (see Sensitive): "password" for an input of
+	// type password, its autocomplete tokens, "sensitive" for a field
+	// marked data-sessionguard-sensitive. It is never stored; Load leaves
+	// it nil.
+	Marks map[string]string
 	// SavedAt is when the draft was last saved; set by Save.
 	SavedAt time.Time
 	// ExpiresAt is when the draft is forgotten; set by Save.
@@ -174,7 +181,9 @@ func checkKey(user, path, form string) error {
 }
 
 // Save stores d under (d.User, d.Path, d.Form), replacing any draft there,
-// and returns it with SavedAt and ExpiresAt set. It returns an error wrapping
+// and returns it as stored: SavedAt and ExpiresAt set, without Marks, and
+// without the fields that hold secrets (Sensitive of their name and mark),
+// which are never written. It returns an error wrapping
 // ErrInvalid, ErrTooLarge or ErrTooMany for a draft it refuses. Expired
 // drafts of every user are deleted on the way, so the table never grows past
 // what the live drafts need.
@@ -187,9 +196,13 @@ func (s *Store) Save(ctx context.Context, d Draft) (Draft, error) {
 			return Draft{}, fmt.Errorf("%w: a field name is empty, longer than %d bytes or not valid text", ErrInvalid, MaxFieldNameBytes)
 		}
 	}
-	if d.Fields == nil {
-		d.Fields = map[string]string{}
+	kept := make(map[string]string, len(d.Fields))
+	for name, value := range d.Fields {
+		if !Sensitive(name, d.Marks[name]) {
+			kept[name] = value
+		}
 	}
+	d.Fields, d.Marks = kept, nil
 	fields, err := json.Marshal(d.Fields)
 	if err != nil {
 		return Draft{}, fmt.Errorf("drafts: encoding fields: %w", err)

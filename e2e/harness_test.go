@@ -76,14 +76,21 @@ type server struct {
 }
 
 // startServer starts the real server on a free port with a fresh database
-// and flags, and stops it (SIGTERM) when the test ends; its log is shown if
-// the test failed.
+// holding the accounts of users and flags, and stops it (SIGTERM) when the
+// test ends; its log is shown if the test failed.
 func startServer(t *testing.T, flags ...string) *server {
+	t.Helper()
+	return startServerWith(t, users, flags...)
+}
+
+// startServerWith is startServer with the accounts named (none: the server
+// prints its setup link).
+func startServerWith(t *testing.T, accounts []string, flags ...string) *server {
 	t.Helper()
 	needBrowser(t)
 	binary := testbin.Path(t, false)
 	s := &server{DSN: "sqlite:" + filepath.Join(t.TempDir(), "sessionguard.db")}
-	for _, name := range users {
+	for _, name := range accounts {
 		cmd := exec.Command(binary, "user", "add", "-db", s.DSN, "-role", "user", "-password-stdin", name)
 		cmd.Env = testbin.CleanEnv()
 		cmd.Stdin = strings.NewReader(password + "\n")

@@ -48,3 +48,19 @@ type ObserverFunc func(ctx context.Context, e Event)
 
 // SessionEvent calls f(ctx, e).
 func (f ObserverFunc) SessionEvent(ctx context.Context, e Event) { f(ctx, e) }
+
+// StoreWriteObserver is an Observer that also hears how each write the
+// Manager asks of its store fares. A failed write emits no event, so this is
+// how a readiness check or a failure counter learns that a sign-out did not
+// go through, or that the store no longer takes writes at all (the sweeper
+// writes every SweepInterval). Observers that implement it get StoreWrite
+// after every Create, Touch, SaveData, Renew, End and EndExpired call, from
+// the goroutine that made it; it should be quick.
+type StoreWriteObserver interface {
+	Observer
+	// StoreWrite reports one write: op is "create", "touch", "save_data",
+	// "renew", "end" or "end_expired", and err is nil when the store
+	// answered, including with ErrNotFound or ErrConflict, which are
+	// answers about a session, not failures of the store.
+	StoreWrite(ctx context.Context, op string, err error)
+}

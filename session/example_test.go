@@ -38,7 +38,11 @@ func Example() {
 	mux.Handle("GET /status", session.Passive(sessions.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%.0f minutes left", session.FromContext(r.Context()).IdleRemaining().Minutes())
 	}))))
-	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) { sessions.Logout(w, r) })
+	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
+		if err := sessions.Logout(w, r); err != nil { // the store failed: the cookie stays
+			http.Error(w, "You are still signed in: the sign-out failed. Try again.", http.StatusServiceUnavailable)
+		}
+	})
 
 	// The session cookie is Secure, so serve over TLS.
 	srv := httptest.NewTLSServer(sessions.Handler(mux))

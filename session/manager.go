@@ -38,7 +38,8 @@ type Config struct {
 	// Clock tells the time. The default is SystemClock.
 	Clock Clock
 
-	// Observers receive the started, renewed and ended events.
+	// Observers receive the started, renewed and ended events; those that
+	// are StoreWriteObservers also hear how each store write fared.
 	Observers []Observer
 
 	// Logger receives warnings (an insecure cookie setting, store failures).
@@ -96,6 +97,7 @@ type Manager struct {
 	cookieName string
 	clock      Clock
 	observers  []Observer
+	writeObs   []StoreWriteObserver // the observers that are, once each
 	log        *slog.Logger
 	sweepBatch int
 	retention  time.Duration
@@ -149,6 +151,11 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if m.clock == nil {
 		m.clock = SystemClock
+	}
+	for _, o := range m.observers {
+		if wo, ok := o.(StoreWriteObserver); ok {
+			m.writeObs = append(m.writeObs, wo)
+		}
 	}
 	if m.log == nil {
 		m.log = slog.Default()
@@ -268,7 +275,9 @@ func (m *Manager) Login(w http.ResponseWriter, r *http.Request, userID string, p
 	}
 	ctx, cancel := m.storeContext(r.Context())
 	defer cancel()
-	if err := m.store.Create(ctx, rec); err != nil {
+	err := m.store.Create(ctx, rec)
+	m.wrote(r.Context(), "create", err)
+	if err != nil {
 		return nil, fmt.Errorf("session: creating session: %w", err)
 	}
 	m.setCookie(w, token)
@@ -281,22 +290,31 @@ func (m *Manager) Login(w http.ResponseWriter, r *http.Request, userID string, p
 // Logout ends the request's session, if any, and tells the browser to forget
 // it: the cookie is deleted and Clear-Site-Data is sent. It is safe to call
 // without a session.
+//
+// If the store fails, so that the session may still be live (it could not
+// be looked up, or not ended), Logout returns the error and changes nothing:
+// the cookie stays, and the request keeps its session. A browser told to
+// forget a token that still works would hide from its user that they are
+// still signed in, where anyone holding a copy of the token is too; keeping
+// the cookie lets them try again. Tell them it did not work.
 func (m *Manager) Logout(w http.ResponseWriter, r *http.Request) error {
 	st := m.requestState(r)
+	s, _, err := st.get()
+	if err != nil {
+		return err
+	}
+	if s != nil {
+		_, err := m.end(r.Context(), s.info(), Ending{Reason: ReasonLogout, At: m.clock.Now()}, m.clientIP(r))
+		if err != nil && !errors.Is(err, ErrNotFound) { // not found: it ended meanwhile
+			return err
+		}
+		st.set(nil, ReasonLogout)
+	}
 	m.clearCookie(w)
 	if m.clearSite != "-" {
 		w.Header().Set("Clear-Site-Data", m.clearSite)
 	}
-	s, _, err := st.get()
-	if s == nil {
-		return err
-	}
-	st.set(nil, ReasonLogout)
-	_, err = m.end(r.Context(), s.info(), Ending{Reason: ReasonLogout, At: m.clock.Now()}, m.clientIP(r))
-	if errors.Is(err, ErrNotFound) {
-		return nil // it ended meanwhile; the browser forgets it all the same
-	}
-	return err
+	return nil
 }
 
 // Renew gives the request's session a new token, keeping its ID, data and
@@ -337,7 +355,9 @@ func (m *Manager) renew(w http.ResponseWriter, r *http.Request, reauth bool) err
 	token, hash := newToken()
 	ctx, cancel := m.storeContext(r.Context())
 	defer cancel()
-	if err := m.store.Renew(ctx, info.ID, s.tokenHash(), hash, authAt, last); err != nil {
+	err = m.store.Renew(ctx, info.ID, s.tokenHash(), hash, authAt, last)
+	m.wrote(r.Context(), "renew", err)
+	if err != nil {
 		return fmt.Errorf("session: renewing session: %w", err)
 	}
 	s.renewed(hash, authAt, last)
@@ -444,6 +464,7 @@ func (m *Manager) SweepExpired(ctx context.Context) (int, error) {
 		sctx, cancel := m.storeContext(ctx)
 		ended, err := m.store.EndExpired(sctx, m.clock.Now(), m.retention, m.sweepBatch)
 		cancel()
+		m.wrote(ctx, "end_expired", err)
 		for _, e := range ended {
 			m.emit(ctx, Event{Kind: EventEnded, Session: e.Info, Reason: e.Reason, Time: e.At})
 		}
@@ -499,6 +520,7 @@ func (m *Manager) end(ctx context.Context, info Info, e Ending, ip string) (Reco
 	sctx, cancel := m.storeContext(ctx)
 	defer cancel()
 	rec, err := m.store.End(sctx, info.ID, e)
+	m.wrote(ctx, "end", err)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return Record{}, err
@@ -507,6 +529,16 @@ func (m *Manager) end(ctx context.Context, info Info, e Ending, ip string) (Reco
 	}
 	m.emit(ctx, Event{Kind: EventEnded, Session: rec.Info, Reason: e.Reason, Time: e.At, IP: ip})
 	return rec, nil
+}
+
+// wrote tells the StoreWriteObservers how a store write fared.
+func (m *Manager) wrote(ctx context.Context, op string, err error) {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
+		err = nil
+	}
+	for _, o := range m.writeObs {
+		o.StoreWrite(ctx, op, err)
+	}
 }
 
 func (m *Manager) emit(ctx context.Context, e Event) {

@@ -30,6 +30,10 @@ type requestState struct {
 	reason EndReason // why the presented token no longer works, when known
 	err    error     // the store failed: nobody can be treated as signed in
 
+	// unknown: the request presented a well-formed token that the store
+	// neither holds nor remembers ending. Set by load, never changed.
+	unknown bool
+
 	// own holds the request's session when it was loaded with the request,
 	// so that both take one allocation.
 	own Session
@@ -180,6 +184,21 @@ func EndedReason(ctx context.Context) EndReason {
 	return reason
 }
 
+// UnknownToken reports whether the request whose context is ctx presented a
+// well-formed session token that the store does not know: no live session,
+// and none it remembers ending. A browser does that now and then (its cookie
+// outlived a store that was reset); many different such tokens from one
+// client are someone guessing session IDs, which the caller may count per
+// client address and refuse (OWASP's "session ID guessing" detection). It
+// is false for a request with a session, with no token or a malformed one
+// (refused before any store lookup), with a token that ended, and when the
+// store failed. It describes the token as presented, even after a Login in
+// the same request.
+func UnknownToken(ctx context.Context) bool {
+	st := stateFrom(ctx)
+	return st != nil && st.unknown
+}
+
 // StoreError returns the store's error when the session of the request whose
 // context is ctx could not be looked up. Such a request has no session.
 func StoreError(ctx context.Context) error {
@@ -218,8 +237,11 @@ func (m *Manager) load(r *http.Request) *requestState {
 	rec, err := m.store.Get(ctx, hash)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		if e, err := m.store.Ended(ctx, hash); err == nil {
+		switch e, err := m.store.Ended(ctx, hash); {
+		case err == nil:
 			st.reason = e.Reason
+		case errors.Is(err, ErrNotFound):
+			st.unknown = true
 		}
 		return st
 	case err != nil:

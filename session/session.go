@@ -87,7 +87,9 @@ func (s *Session) touch(ctx context.Context, at time.Time) error {
 	info := s.info()
 	sctx, cancel := s.m.storeContext(ctx)
 	defer cancel()
-	if err := s.m.store.Touch(sctx, info.ID, at); err != nil {
+	err := s.m.store.Touch(sctx, info.ID, at)
+	s.m.wrote(ctx, "touch", err)
+	if err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -157,7 +159,9 @@ func validData(s string) bool {
 func (s *Session) saveData(ctx context.Context, data map[string]string) error {
 	sctx, cancel := s.m.storeContext(ctx)
 	defer cancel()
-	if err := s.m.store.SaveData(sctx, s.ID(), data); err != nil {
+	err := s.m.store.SaveData(sctx, s.ID(), data)
+	s.m.wrote(ctx, "save_data", err)
+	if err != nil {
 		return err
 	}
 	s.mu.Lock()

@@ -205,8 +205,9 @@ func (s *Server) disableUser(w http.ResponseWriter, r *http.Request, v *visit) {
 	s.recordRevoked(r, v, name, "", n, "account disabled")
 	if err != nil {
 		// The account is disabled, so its sessions are refused on their
-		// next request anyway (signedIn checks); report the failure.
-		s.unavailable(w, r, err)
+		// next request anyway (signedIn checks), but not ended: say so.
+		// Disabling again ends what is left.
+		s.notDone(w, r, err, "The user was disabled, but their sessions could not all be ended: the session service did not answer. Disable the user again to end them.", "")
 		return
 	}
 	s.adminDone(w, r, "disabled")
@@ -242,7 +243,7 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request, v *visit)
 	n, err := s.sessions.RevokeUser(r.Context(), name, "")
 	s.recordRevoked(r, v, name, "", n, "password reset")
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.notDone(w, r, err, "The password was reset, but the user's sessions could not all be ended: the session service did not answer. Reset the password again to end them.", "")
 		return
 	}
 	s.adminDone(w, r, "password")
@@ -266,7 +267,7 @@ func (s *Server) revokeAny(w http.ResponseWriter, r *http.Request, v *visit) {
 	case errors.Is(err, session.ErrNotFound):
 		s.adminRefused(w, r, v, http.StatusNotFound, "not_found", "That session does not exist or has already ended.")
 	case err != nil:
-		s.unavailable(w, r, err)
+		s.notDone(w, r, err, revokeNotDone, "")
 	default:
 		// The session_ended entry of the audit observer names its user.
 		s.recordRevoked(r, v, "", id, 1, "one session")

@@ -110,22 +110,31 @@ func TestPasswordChangeRevokesOtherSessions(t *testing.T) {
 	if c.sessionCookie() == before {
 		t.Error("the session was not renewed")
 	}
-	if body := wantStatus(t, c.get("/account?done=password"), http.StatusOK); !strings.Contains(body, "Your password was changed.") {
+	if body := wantStatus(t, c.get("/account?done=password"), http.StatusOK); !strings.Contains(body, "Your password was changed, and your other sessions were ended.") {
 		t.Error("no confirmation")
+	} else if strings.Contains(body, "end_others") {
+		t.Error("the form still offers to keep the other sessions")
 	}
 	wantRedirect(t, other.get("/"), "/auth/login?next=%2F&reason=revoked")
 	if ev := e.auditFind(audit.PasswordChanged, "alice"); len(ev) != 1 {
 		t.Errorf("audit password_changed: %+v", ev)
 	}
-	if _, err := e.authn.Authenticate(t.Context(), "alice", newPassword, ""); err != nil {
+	if _, err := e.authn.Authenticate(t.Context(), account.Attempt{Name: "alice", Password: newPassword}); err != nil {
 		t.Errorf("new password does not work: %v", err)
 	}
 
-	// Unticking the box keeps the other sessions.
+	// Through the JSON API, without end_others, the other sessions end
+	// all the same: always.
 	other.login("alice", newPassword)
-	form = url.Values{"current_password": {newPassword}, "new_password": {alicePassword}, "confirm_password": {alicePassword}}
-	wantRedirect(t, c.post("/account/password", form), "/account?done=password")
-	wantStatus(t, other.get("/"), http.StatusOK)
+	api := e.script()
+	api.login("alice", newPassword)
+	form = url.Values{"current_password": {newPassword}, "new_password": {alicePassword}}
+	if body := wantStatus(t, api.post("/account/password", form), http.StatusOK); strings.TrimSpace(body) != `{"changed":true,"revoked":2}` {
+		t.Errorf("password change over the API: %s, want 2 other sessions revoked", body)
+	}
+	wantRedirect(t, other.get("/"), "/auth/login?next=%2F&reason=revoked")
+	wantRedirect(t, c.get("/"), "/auth/login?next=%2F&reason=revoked")
+	wantStatus(t, api.get("/auth/status"), http.StatusOK)
 }
 
 func TestAdminDisableRevokesAllSessions(t *testing.T) {
@@ -209,8 +218,14 @@ func TestAdminAddResetAndRevoke(t *testing.T) {
 }
 
 func TestSetupCreatesFirstAdminOnce(t *testing.T) {
-	tok, secret := account.NewSetupToken(time.Hour, nil)
-	e := newEnv(t, func(c *Config) { c.Setup = tok })
+	var secret string
+	e := newEnv(t, func(c *Config) {
+		tok, s, err := c.Accounts.(*account.Store).NewSetupToken(t.Context(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Setup, secret = tok, s
+	})
 	c := e.browser()
 	wantStatus(t, c.get("/setup"), http.StatusNotFound)
 	wantStatus(t, c.get("/setup?token=wrong"), http.StatusNotFound)

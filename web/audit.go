@@ -32,8 +32,26 @@ type auditView struct {
 	User, Event, Since string
 	Events             []audit.Event
 	Periods            []period
-	Entries            []audit.Entry // newest first
+	Entries            []auditRow // newest first
 	More               bool
+}
+
+// auditRow is an entry as the page shows it: every text field through
+// audit.Printable, because some are typed by clients (a failed sign-in's
+// user name) and a bidirectional override or a control character would
+// otherwise act on the page instead of showing.
+type auditRow struct {
+	Time                                     time.Time
+	Event, User, Session, Reason, IP, Detail string
+}
+
+func auditRows(entries []audit.Entry) []auditRow {
+	rows := make([]auditRow, len(entries))
+	for i, e := range entries {
+		rows[i] = auditRow{e.Time, audit.Printable(string(e.Event)), audit.Printable(e.User), audit.Printable(e.Session),
+			audit.Printable(e.Reason), audit.Printable(e.IP), audit.Printable(e.Detail)}
+	}
+	return rows
 }
 
 // auditPage shows the audit log, newest first, filtered by user, event and
@@ -85,13 +103,14 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, v *visit) {
 		entries, vw.More = entries[len(entries)-maxAuditRows:], true
 	}
 	slices.Reverse(entries)
-	vw.Entries = entries
 	if wantsJSON(r) {
+		// Entry.MarshalJSON escapes what Printable would quote.
 		s.writeJSON(w, r, http.StatusOK, struct {
 			Entries []audit.Entry `json:"entries"`
 			More    bool          `json:"more"`
 		}{entries, vw.More})
 		return
 	}
+	vw.Entries = auditRows(entries)
 	s.renderUser(w, r, v, http.StatusOK, "audit", &view{Title: "Audit log", Nav: "admin", Content: vw})
 }

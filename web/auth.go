@@ -30,8 +30,8 @@ type visit struct {
 // ended) and a JSON client gets 401; when a store fails, 503: nobody is
 // ever treated as signed in by mistake. A session whose account has been
 // disabled or removed meanwhile is ended here, should its revocation have
-// been missed. *account.Store answers this check from memory: its own
-// changes at once, another process's within a second (see its CacheTTL).
+// been missed. *account.Store answers this check from memory, but never
+// with an account as it was before a change made anywhere.
 func (s *Server) signedIn(h func(http.ResponseWriter, *http.Request, *visit)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess := session.FromContext(r.Context())
@@ -168,38 +168,35 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimSpace(r.PostForm.Get("username"))
-	password := r.PostForm.Get("password")
 	next := s.redirectHosts.nextTarget(r.PostForm.Get("next"))
-	ip := s.clientIP(r)
-	fail := func(status int, msg string) {
+	at := account.Attempt{Name: name, Password: r.PostForm.Get("password"), IP: s.clientIP(r), Device: s.presentedDevice(r)}
+	fail := func(status int, code, msg string) {
 		if wantsJSON(r) {
-			code := "invalid_credentials"
-			if status == http.StatusTooManyRequests {
-				code = "throttled"
-			}
 			s.writeJSON(w, r, status, jsonError{Error: code})
 			return
 		}
 		s.render(w, r, status, "login", &view{Title: "Sign in", Error: msg,
 			Content: loginView{Username: name, Next: next}})
 	}
-	if name == "" || password == "" || len(name) > maxUsernameLen {
+	if name == "" || at.Password == "" || len(name) > maxUsernameLen {
 		s.metrics.Login(metrics.LoginFailure)
-		fail(http.StatusUnauthorized, failedLoginMessage)
+		fail(http.StatusUnauthorized, "invalid_credentials", failedLoginMessage)
 		return
 	}
-	user, err := s.authn.Authenticate(r.Context(), name, password, ip)
-	if wait, ok := throttled(err); ok {
+	user, err := s.authn.Authenticate(r.Context(), at)
+	if wait, code, msg, ok := throttledWords(err, "failed sign-ins"); ok {
 		s.metrics.Login(metrics.LoginThrottled)
-		s.record(r.Context(), audit.Entry{Event: audit.LoginFailed, User: name, Reason: audit.ReasonThrottled, IP: ip})
+		if code != "busy" { // a busy refusal is no failure: nothing to audit
+			s.record(r.Context(), audit.Entry{Event: audit.LoginFailed, User: name, Reason: audit.ReasonThrottled, IP: at.IP})
+		}
 		w.Header().Set("Retry-After", retryAfter(wait))
-		fail(http.StatusTooManyRequests, "Too many failed sign-ins. Wait "+waitWords(wait)+" and try again.")
+		fail(http.StatusTooManyRequests, code, msg)
 		return
 	}
 	if invalidCredentials(err) {
 		s.metrics.Login(metrics.LoginFailure)
-		s.record(r.Context(), audit.Entry{Event: audit.LoginFailed, User: name, Reason: audit.ReasonInvalidCredentials, IP: ip})
-		fail(http.StatusUnauthorized, failedLoginMessage)
+		s.record(r.Context(), audit.Entry{Event: audit.LoginFailed, User: name, Reason: audit.ReasonInvalidCredentials, IP: at.IP})
+		fail(http.StatusUnauthorized, "invalid_credentials", failedLoginMessage)
 		return
 	}
 	if err != nil {
@@ -214,17 +211,21 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, r, err)
 		return
 	}
+	s.rememberClient(w, r, at)
 	s.metrics.Login(metrics.LoginSuccess)
-	s.record(r.Context(), audit.Entry{Event: audit.LoginSucceeded, User: user.Name, Session: sess.ID(), IP: ip})
+	s.record(r.Context(), audit.Entry{Event: audit.LoginSucceeded, User: user.Name, Session: sess.ID(), IP: at.IP})
 	// The contract: success is 303 to next, for every client.
 	seeOther(w, next)
 }
 
+// logout ends the request's session. When the store fails, nothing
+// changes: the browser keeps its cookie, so that the person can try again,
+// and is told that they are still signed in, since "signed out" with the
+// token still working would leave anyone holding a copy of it signed in.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if err := s.sessions.Logout(w, r); err != nil {
-		// The cookie is cleared already; the session ends when it
-		// times out. Log it: the user was told they signed out.
-		s.log.Error("logout could not end the session in the store", "ref", infoFrom(r.Context()).id, "err", err)
+		s.notDone(w, r, err, signOutNotDone, "/auth/logout")
+		return
 	}
 	seeOther(w, "/auth/login?reason=logout")
 }
@@ -342,34 +343,35 @@ func (s *Server) reauth(w http.ResponseWriter, r *http.Request, v *visit) {
 	seeOther(w, next)
 }
 
-// checkPassword verifies the signed-in user's password (throttled like a
-// sign-in) and answers a wrong one (401) or throttling (429) with the page
-// failPage builds. It reports whether the password was right.
+// checkPassword verifies the signed-in user's password (throttled per
+// session: nobody else's failures can lock the user out of it) and answers
+// a wrong one (401) or throttling (429) with the page failPage builds. It
+// reports whether the password was right.
 func (s *Server) checkPassword(w http.ResponseWriter, r *http.Request, v *visit, password, page string, failPage func(msg string) *view) bool {
 	ip := s.clientIP(r)
-	err := s.authn.Verify(r.Context(), v.user.Name, password)
+	err := s.authn.Verify(r.Context(), account.Attempt{Name: v.user.Name, Password: password, IP: ip, Session: v.sess.ID()})
 	if err == nil {
 		return true
 	}
-	status, msg := http.StatusUnauthorized, "The password is incorrect."
-	if wait, ok := throttled(err); ok {
+	status, code, msg := http.StatusUnauthorized, "invalid_credentials", "The password is incorrect."
+	wait, throttledCode, throttledMsg, throttled := throttledWords(err, "wrong passwords")
+	switch {
+	case throttled:
 		w.Header().Set("Retry-After", retryAfter(wait))
-		status, msg = http.StatusTooManyRequests, "Too many wrong passwords. Wait "+waitWords(wait)+" and try again."
-	} else if !invalidCredentials(err) {
+		status, code, msg = http.StatusTooManyRequests, throttledCode, throttledMsg
+	case !invalidCredentials(err):
 		s.unavailable(w, r, err) // the accounts database did not answer
 		return false
 	}
-	reason := audit.ReasonInvalidCredentials
-	if status == http.StatusTooManyRequests {
-		reason = audit.ReasonThrottled
-	}
-	s.record(r.Context(), audit.Entry{Event: audit.LoginFailed, User: v.user.Name, Session: v.sess.ID(),
-		Reason: reason, IP: ip, Detail: "re-authentication (" + page + ")"})
-	if wantsJSON(r) {
-		code := "invalid_credentials"
-		if status == http.StatusTooManyRequests {
-			code = "throttled"
+	if code != "busy" {
+		reason := audit.ReasonInvalidCredentials
+		if throttled {
+			reason = audit.ReasonThrottled
 		}
+		s.record(r.Context(), audit.Entry{Event: audit.LoginFailed, User: v.user.Name, Session: v.sess.ID(),
+			Reason: reason, IP: ip, Detail: "re-authentication (" + page + ")"})
+	}
+	if wantsJSON(r) {
 		s.writeJSON(w, r, status, jsonError{Error: code})
 		return false
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,15 +100,17 @@ type Config struct {
 	// Ready reports whether the stores answer, for GET /readyz (503 with
 	// the error logged when it fails; the error text is never shown). It is
 	// called with a context bounded by 2 seconds. The default pings
-	// Sessions.
+	// Sessions. /readyz also answers 503 while the session store refuses
+	// writes, which Metrics learns as an Observer of Sessions.
 	Ready func(ctx context.Context) error
 
 	// Clock tells the time for re-authentication checks. Use the same clock
 	// as Sessions. The default is session.SystemClock.
 	Clock session.Clock
 
-	// ClientIP returns the client address of a request, for the audit log
-	// and the throttling of sign-ins. Use the same function as the session
+	// ClientIP returns the client address of a request, for the audit log,
+	// the throttling of sign-ins and the counting of unknown session tokens
+	// (UnknownTokenLimit). Use the same function as the session
 	// Manager's Config.ClientIP. The default is the host part of
 	// r.RemoteAddr.
 	ClientIP func(r *http.Request) string
@@ -144,6 +147,24 @@ type Config struct {
 	// cross-origin unsafe requests are allowed by the CSRF protection. The
 	// default (none) allows same-origin requests only.
 	TrustedOrigins []string
+
+	// TrustedProxies are the reverse proxies whose X-Forwarded-Host (and
+	// X-Forwarded-Proto) say which host the browser asked for: the CSRF
+	// protection compares a request's Origin with that host instead of the
+	// Host header, which a TLS-terminating proxy may rewrite to the
+	// server's own address. Give the same proxies as to ClientIP. The
+	// default trusts none: the Host header is the browser's.
+	TrustedProxies []netip.Prefix
+
+	// UnknownTokenLimit is how many different well-formed session tokens
+	// that the session store does not know one client address (ClientIP;
+	// an IPv6 client's /64) may present within a minute. Beyond it, its
+	// requests with such tokens get 429 with Retry-After for a minute, and
+	// the burst is logged once (OWASP: session ID guessing). Requests with
+	// a live session, or with no token, are never counted or refused,
+	// whatever their address. The default (0) is DefaultUnknownTokenLimit,
+	// 100; a negative value turns the limit off.
+	UnknownTokenLimit int
 }
 
 // New returns a Server for cfg, or an error naming the field that is

@@ -21,16 +21,20 @@ type AccountStore interface {
 	SetDisabled(ctx context.Context, name string, disabled bool) error
 }
 
-// Authenticator checks passwords, throttled per account and per client
-// address. *account.Authenticator satisfies it.
+// Authenticator checks passwords, with failures throttled (per user name,
+// client address, known client and session). *account.Authenticator
+// satisfies it.
 type Authenticator interface {
-	// Authenticate checks a sign-in from ip. It returns an error wrapping
+	// Authenticate checks a sign-in. It returns an error wrapping
 	// account.ErrInvalidCredentials (unknown user, wrong password and
 	// disabled account alike) or an *account.ThrottledError.
-	Authenticate(ctx context.Context, name, password, ip string) (account.User, error)
+	Authenticate(ctx context.Context, at account.Attempt) (account.User, error)
 	// Verify checks a signed-in user's password before a sensitive action,
-	// with the same errors.
-	Verify(ctx context.Context, name, password string) error
+	// counting failures against at.Session alone, with the same errors.
+	Verify(ctx context.Context, at account.Attempt) error
+	// RememberClient makes the client of a successful sign-in a known
+	// client of the user, and returns the device token for its cookie.
+	RememberClient(ctx context.Context, at account.Attempt) (string, error)
 }
 
 // AuditLog is what the Server needs of the audit log. *audit.Log satisfies
@@ -46,11 +50,12 @@ type AuditLog interface {
 // SetupToken is the one-time secret of the first-run link.
 // *account.SetupToken satisfies it.
 type SetupToken interface {
-	// Valid reports whether token is the secret, unused and unexpired.
-	Valid(token string) bool
+	// Valid reports whether token is a setup secret, unused and unexpired;
+	// an error means the database did not answer.
+	Valid(ctx context.Context, token string) (bool, error)
 	// Use runs create if token is valid, and uses the token up if create
 	// succeeds; otherwise it returns account.ErrInvalidSetupToken.
-	Use(token string, create func() error) error
+	Use(ctx context.Context, token string, create func() error) error
 }
 
 // throttled reports whether err refuses a password check for a while, and

@@ -258,10 +258,24 @@ func wantRedirect(t testing.TB, res *http.Response, want string) {
 	}
 }
 
-// failingStore is a session store that can be made to fail every call.
+// failingStore is a session store that can be made to fail every call, or
+// only the calls that change a session (as a SQLite file whose write lock
+// another process holds), and that counts those calls.
 type failingStore struct {
 	*memstore.Store
-	fail atomic.Bool
+	fail       atomic.Bool
+	failWrites atomic.Bool
+	writes     atomic.Int64 // Create, Touch, SaveData, Renew and End calls
+}
+
+// write counts a call that changes a session, and fails it while
+// failWrites is set.
+func (s *failingStore) write() error {
+	s.writes.Add(1)
+	if s.failWrites.Load() {
+		return errStoreDown
+	}
+	return nil
 }
 
 var errStoreDown = errors.New("test: the store is down (internal detail)")
@@ -281,10 +295,41 @@ func (s *failingStore) Get(ctx context.Context, h session.TokenHash) (session.Re
 }
 
 func (s *failingStore) Create(ctx context.Context, rec session.Record) error {
+	if err := s.write(); err != nil {
+		return err
+	}
 	if err := s.err(); err != nil {
 		return err
 	}
 	return s.Store.Create(ctx, rec)
+}
+
+func (s *failingStore) Touch(ctx context.Context, id string, at time.Time) error {
+	if err := s.write(); err != nil {
+		return err
+	}
+	return s.Store.Touch(ctx, id, at)
+}
+
+func (s *failingStore) SaveData(ctx context.Context, id string, data map[string]string) error {
+	if err := s.write(); err != nil {
+		return err
+	}
+	return s.Store.SaveData(ctx, id, data)
+}
+
+func (s *failingStore) Renew(ctx context.Context, id string, old, new session.TokenHash, authenticatedAt, lastActivity time.Time) error {
+	if err := s.write(); err != nil {
+		return err
+	}
+	return s.Store.Renew(ctx, id, old, new, authenticatedAt, lastActivity)
+}
+
+func (s *failingStore) End(ctx context.Context, id string, e session.Ending) (session.Record, error) {
+	if err := s.write(); err != nil {
+		return session.Record{}, err
+	}
+	return s.Store.End(ctx, id, e)
 }
 
 func (s *failingStore) List(ctx context.Context, userID string, limit int) ([]session.Record, error) {

@@ -175,7 +175,7 @@ func (s *Server) revokeOwn(w http.ResponseWriter, r *http.Request, v *visit) {
 		n, err := s.sessions.RevokeUser(r.Context(), v.user.Name, v.sess.ID())
 		s.recordRevoked(r, v, v.user.Name, "", n, "all other sessions")
 		if err != nil {
-			s.unavailable(w, r, err)
+			s.notDone(w, r, err, "Your other sessions were not all ended: the session service did not answer.", "")
 			return
 		}
 		s.answerRevoked(w, r, n, "/auth/sessions?done=others")
@@ -207,7 +207,7 @@ func (s *Server) revokeOwn(w http.ResponseWriter, r *http.Request, v *visit) {
 	case errors.Is(err, session.ErrNotFound):
 		s.errorPage(w, r, http.StatusNotFound, "not_found", "That session does not exist or has already ended.")
 	case err != nil:
-		s.unavailable(w, r, err)
+		s.notDone(w, r, err, revokeNotDone, "")
 	default:
 		s.recordRevoked(r, v, v.user.Name, id, 1, "one session")
 		s.answerRevoked(w, r, 1, "/auth/sessions?done=revoked")

@@ -58,6 +58,7 @@ func navFor(nav string) navState {
 type errorView struct {
 	Heading string
 	Message string
+	Retry   string // when set, a "Try again" button posts to this path
 }
 
 // pages are the parsed templates, one per page: its "layout" template,

@@ -56,6 +56,14 @@ func (s *Server) routes() {
 	s.handle("GET /auth/static/{file}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.serveStatic(w, r, r.PathValue("file"))
 	}))
+	// The pages link their icon, favicon.svg above. Browsers and tools
+	// that ask for /favicon.ico anyway get 204, no icon and no error,
+	// kept a day: an ICO drawing of its own would be a second icon to
+	// keep in step for the few clients that cannot show SVG.
+	s.handle("GET /favicon.ico", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		w.WriteHeader(http.StatusNoContent)
+	}))
 	s.handle("GET /healthz", http.HandlerFunc(s.healthz))
 	s.handle("GET /readyz", http.HandlerFunc(s.readyz))
 	s.handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{
@@ -73,18 +81,25 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ok\n"))
 }
 
-// readyz answers 200 when the stores answer within two seconds, else 503;
-// the error is logged, not shown.
+// readyz answers 200 when the stores answer within two seconds and the
+// session store takes writes, else 503; the error is logged, not shown. A
+// store can answer a ping while refusing every write (a SQLite file whose
+// write lock another process holds), and then no sign-in, sign-out or
+// revocation goes through: the metrics, which hear how each session write
+// fares, tell (Metrics.StoreWritesFailing).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	err := s.ready(ctx)
+	if err == nil {
+		err = s.metrics.StoreWritesFailing()
+	}
 	// Probes come every few seconds: log the changes, not every answer.
 	if wasFailing := s.notReady.Swap(err != nil); err != nil && !wasFailing {
-		s.log.Warn("not ready: a store does not answer", "err", err)
+		s.log.Warn("not ready: a store does not answer or takes no writes", "err", err)
 	} else if err == nil && wasFailing {
-		s.log.Info("ready again: the stores answer")
+		s.log.Info("ready again: the stores answer and take writes")
 	}
 	if err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)

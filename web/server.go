@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sessionguard/sessionguard/drafts"
+	"github.com/sessionguard/sessionguard/internal/forwarded"
 	"github.com/sessionguard/sessionguard/internal/metrics"
 	"github.com/sessionguard/sessionguard/session"
 )
@@ -61,6 +62,8 @@ type Server struct {
 	securityHeaders []securityHeader
 
 	notReady atomic.Bool // the last readiness check failed
+
+	guesses *tokenGuesses // unknown session tokens per client address
 }
 
 // defaultMaxBody is the default request body limit: a sign-in or a note
@@ -165,14 +168,37 @@ func newServer(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("web: Config.TrustedOrigins: %w", err)
 		}
 	}
-	csrf.SetDenyHandler(http.HandlerFunc(s.crossOriginDenied))
 
 	var h http.Handler = http.HandlerFunc(s.dispatch)
+	s.guesses = newTokenGuesses(cfg.UnknownTokenLimit)
+	h = s.refuseTokenGuessing(h)
 	h = s.sessions.Handler(h)
-	h = csrf.Handler(h)
+	h = s.crossOriginProtection(csrf, forwarded.Proxies(cfg.TrustedProxies), h)
 	h = s.limitBody(h)
 	s.handler = s.frame(h)
 	return s, nil
+}
+
+// crossOriginProtection refuses the cross-origin unsafe requests that csrf
+// refuses, judging a request from a trusted proxy by the host the browser
+// used (X-Forwarded-Host) rather than by the Host header the proxy sent:
+// http.CrossOriginProtection compares Origin with Host, so a proxy that
+// rewrites Host would otherwise make every sign-in from an older browser
+// (one that sends Origin but no Sec-Fetch-Site) cross-origin.
+func (s *Server) crossOriginProtection(csrf *http.CrossOriginProtection, proxies forwarded.Proxies, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		checked := r
+		if _, host := proxies.PublicOrigin(r); host != r.Host {
+			checked = new(http.Request)
+			*checked = *r
+			checked.Host = host
+		}
+		if err := csrf.Check(checked); err != nil {
+			s.crossOriginDenied(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // countSessions counts the live sessions of every user, for the

@@ -34,7 +34,11 @@ func (s *Server) setupOpen(w http.ResponseWriter, r *http.Request, token string)
 			"This server is set up already. Sign in, or ask an administrator for an account.")
 		return false
 	}
-	if !s.setup.Valid(token) {
+	switch ok, err := s.setup.Valid(r.Context(), token); {
+	case err != nil:
+		s.unavailable(w, r, err)
+		return false
+	case !ok:
 		s.errorPage(w, r, http.StatusNotFound, "not_found",
 			"This setup link is wrong or has expired. Restart the server for a new one.")
 		return false
@@ -71,7 +75,7 @@ func (s *Server) setupSubmit(w http.ResponseWriter, r *http.Request) {
 		again("The two passwords are not the same.")
 		return
 	}
-	err := s.setup.Use(token, func() error {
+	err := s.setup.Use(r.Context(), token, func() error {
 		return s.accounts.CreateFirstAdmin(r.Context(), name, password)
 	})
 	switch msg, input := inputProblem(err); {

@@ -16,11 +16,15 @@ type downAuthenticator struct{}
 
 var errAccountsDown = errors.New("dial tcp 10.0.0.5:5432: connect: connection refused")
 
-func (downAuthenticator) Authenticate(context.Context, string, string, string) (account.User, error) {
+func (downAuthenticator) Authenticate(context.Context, account.Attempt) (account.User, error) {
 	return account.User{}, errAccountsDown
 }
 
-func (downAuthenticator) Verify(context.Context, string, string) error { return errAccountsDown }
+func (downAuthenticator) Verify(context.Context, account.Attempt) error { return errAccountsDown }
+
+func (downAuthenticator) RememberClient(context.Context, account.Attempt) (string, error) {
+	return "", errAccountsDown
+}
 
 // TestSignInWithAccountsDown checks that a sign-in the accounts database
 // cannot check is 503 (try again), not 500, signs nobody in, and shows
@@ -51,7 +55,7 @@ func TestSignInWithAccountsDown(t *testing.T) {
 // password again: the database went away after the sign-in.
 type verifyDown struct{ Authenticator }
 
-func (verifyDown) Verify(context.Context, string, string) error { return errAccountsDown }
+func (verifyDown) Verify(context.Context, account.Attempt) error { return errAccountsDown }
 
 // TestReauthWithAccountsDown checks the same for re-authentication before a
 // sensitive action: 503, not 500, and not "wrong password".

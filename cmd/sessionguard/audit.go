@@ -36,10 +36,13 @@ func recordAudit(ctx context.Context, l *auditLog, log *slog.Logger, event audit
 const auditAbout = `Prints the audit log, oldest entry first: sign-ins, failed sign-ins, sessions
 started and ended (with the reason: logout, idle, absolute, revoked) and
 account changes. With -json, one JSON object a line with the keys time, event,
-user, session, reason and ip (and detail when there is one).`
+user, session, reason and ip (and detail when there is one). Control
+characters, bidirectional overrides and other invisible characters (a user
+name typed at sign-in may hold them) are shown escaped: quoted with \u escapes
+in the table, as \uXXXX in JSON.`
 
 // auditCommand runs `sessionguard audit`.
-func auditCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func auditCommand(ctx context.Context, args []string, env environment, stdout io.Writer) error {
 	var (
 		db, user, event string
 		since           time.Duration
@@ -51,7 +54,7 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 	commandLineOnly(f.Bool(&asJSON, "json", "one JSON object a line instead of a table"))
 	commandLineOnly(f.String(&user, "user", "", "NAME", "show only the entries of this user"))
 	commandLineOnly(f.String(&event, "event", "", "NAME", "show only this event, as in session_ended or login_failed"))
-	rest, err := f.parse(args, getenv, stdout)
+	rest, err := f.parse(args, env, stdout)
 	if err != nil {
 		return err
 	}

@@ -25,13 +25,14 @@ func cli(t *testing.T, env map[string]string, stdin string, args ...string) (cod
 // against a SQLite file named by SESSIONGUARD_DB.
 func TestUserAndAuditCommands(t *testing.T) {
 	dir := t.TempDir()
-	env := map[string]string{
-		"SESSIONGUARD_DB":   "sqlite:" + filepath.Join(dir, "a.db"),
-		"SESSIONGUARD_ROLE": "admin", // not a variable of user add: must change nothing
-	}
+	env := map[string]string{"SESSIONGUARD_DB": "sqlite:" + filepath.Join(dir, "a.db")}
 	const pw = "correct horse battery staple"
 
-	if code, out, errOut := cli(t, env, pw+"\nignored second line\n", "user", "add", "-password-stdin", "alice"); code != 0 || out != "created user alice\n" {
+	// SESSIONGUARD_ROLE is no variable (-role is for the command line
+	// only): it changes nothing, and says so.
+	roleEnv := map[string]string{"SESSIONGUARD_DB": env["SESSIONGUARD_DB"], "SESSIONGUARD_ROLE": "admin"}
+	if code, out, errOut := cli(t, roleEnv, pw+"\nignored second line\n", "user", "add", "-password-stdin", "alice"); code != 0 || out != "created user alice\n" ||
+		errOut != "sessionguard: warning: SESSIONGUARD_ROLE is set but no flag reads it (see 'sessionguard serve -h' for the variables)\n" {
 		t.Fatalf("user add: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	code, out, _ := cli(t, env, "", "user", "list")

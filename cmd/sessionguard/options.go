@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +20,78 @@ const envPrefix = "SESSIONGUARD_"
 // envName returns the environment variable that stands in for the flag name.
 func envName(flagName string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// environment is the process's environment variables by name: what the
+// flags fall back to, and what unknownVariables looks through.
+type environment map[string]string
+
+// environFrom returns the environment of "NAME=value" pairs, as os.Environ
+// gives them. Of a name given twice the first wins, as in os.Getenv.
+func environFrom(pairs []string) environment {
+	env := make(environment, len(pairs))
+	for _, kv := range pairs {
+		name, value, ok := strings.Cut(kv, "=")
+		if _, seen := env[name]; ok && !seen {
+			env[name] = value
+		}
+	}
+	return env
+}
+
+// testVariables are the SESSIONGUARD_* variables that the repository's own
+// tests read (go test, .ci/run), not the program: a developer's shell may
+// hold them while running sessionguard, and they are no misspelling.
+var testVariables = []string{"SESSIONGUARD_CI", "SESSIONGUARD_CHROMIUM", "SESSIONGUARD_SCREENSHOTS", "SESSIONGUARD_NGINX", "SESSIONGUARD_CADDY"}
+
+// unknownVariables returns a warning for every SESSIONGUARD_* variable in
+// env that no command reads, in name order, naming the variable of the
+// closest flag when it looks like a misspelling of it: a mistyped variable
+// would otherwise leave its setting at the default without a word. known
+// maps each variable a command reads to its flag.
+func unknownVariables(env environment, known map[string]string) []string {
+	var warnings []string
+	for _, name := range slices.Sorted(maps.Keys(env)) {
+		if !strings.HasPrefix(name, envPrefix) || known[name] != "" ||
+			strings.HasPrefix(name, envPrefix+"TEST_") || slices.Contains(testVariables, name) {
+			continue
+		}
+		closest, distance := "", -1
+		for _, k := range slices.Sorted(maps.Keys(known)) {
+			if d := editDistance(strings.TrimPrefix(name, envPrefix), strings.TrimPrefix(k, envPrefix)); distance < 0 || d < distance {
+				closest, distance = k, d
+			}
+		}
+		// A few letters off is a typo; more is another word altogether,
+		// which a suggestion would only confuse.
+		if closest != "" && distance <= max(2, len(name[len(envPrefix):])/4) {
+			warnings = append(warnings, fmt.Sprintf("%s is set but no flag reads it: did you mean %s (-%s)?", name, closest, known[closest]))
+		} else {
+			warnings = append(warnings, fmt.Sprintf("%s is set but no flag reads it (see 'sessionguard serve -h' for the variables)", name))
+		}
+	}
+	return warnings
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // errHelp is returned by flagSet.parse when -h or -help was asked for: the
@@ -178,11 +253,11 @@ func (o *option) defaultIs(help string) *option { o.defHelp = help; return o }
 // must not make for the user.
 func commandLineOnly(o *option) *option { o.fromEnv = false; return o }
 
-// parse parses args, fills in each flag not on the command line from the
-// environment (through getenv) or its default, converts every value, and
-// returns the arguments left after the flags. A flag given on the command
-// line wins over the environment; an empty variable counts as unset.
-func (f *flagSet) parse(args []string, getenv func(string) string, stdout io.Writer) ([]string, error) {
+// parse parses args, fills in each flag not on the command line from env or
+// its default, converts every value, and returns the arguments left after
+// the flags. A flag given on the command line wins over the environment; an
+// empty variable counts as unset.
+func (f *flagSet) parse(args []string, env environment, stdout io.Writer) ([]string, error) {
 	if err := f.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			f.printUsage(stdout)
@@ -196,8 +271,8 @@ func (f *flagSet) parse(args []string, getenv func(string) string, stdout io.Wri
 		switch {
 		case o.onCmdLine:
 			value, o.explicit = o.raw, true
-		case o.fromEnv && getenv(envName(o.name)) != "":
-			value, o.explicit = getenv(envName(o.name)), true
+		case o.fromEnv && env[envName(o.name)] != "":
+			value, o.explicit = env[envName(o.name)], true
 			o.source = "-" + o.name + " (from " + envName(o.name) + ")"
 			if o.multi {
 				for part := range strings.SplitSeq(value, ",") {
@@ -221,6 +296,18 @@ func (f *flagSet) parse(args []string, getenv func(string) string, stdout io.Wri
 		}
 	}
 	return f.fs.Args(), nil
+}
+
+// variables maps the environment variable of each flag that the
+// environment may set to the flag's name.
+func (f *flagSet) variables() map[string]string {
+	vars := make(map[string]string)
+	for _, o := range f.options {
+		if o.fromEnv {
+			vars[envName(o.name)] = o.name
+		}
+	}
+	return vars
 }
 
 // lookup returns the option called name; it panics for a name the program
@@ -286,4 +373,19 @@ func formatDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// checkHostPort checks a listening address: HOST:PORT with a port number
+// from 0 to 65535 (0 picks a free port), as in localhost:8080 or :8080. A
+// port out of range would otherwise be found only by net.Listen, after the
+// stores are opened, and reported as a failure at run time.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want HOST:PORT, as in localhost:8080 or :8080")
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,8 +14,8 @@ import (
 )
 
 // envOf returns a getenv that answers from m.
-func envOf(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+func envOf(m map[string]string) environment {
+	return environment(m)
 }
 
 func TestServeDefaults(t *testing.T) {
@@ -35,7 +36,8 @@ func TestServeDefaults(t *testing.T) {
 	if c.Addr != want.Addr || c.DB != want.DB || c.Sessions != "" || c.Policy != want.Policy ||
 		c.AdminPolicy != want.AdminPolicy || c.WarnBefore != want.WarnBefore || c.ReauthAfter != want.ReauthAfter ||
 		c.TouchInterval != 0 || c.ShutdownTimeout != want.ShutdownTimeout || c.StoreTimeout != 3*time.Second || c.LogFormat != "text" ||
-		c.LogLevel.String() != "INFO" || c.InsecureCookie || c.TLS() || c.TrustedProxies != nil || c.BaseURL != "" {
+		c.LogLevel.String() != "INFO" || c.InsecureCookie || c.TLS() || c.TLSLegacyCiphers || c.TrustedProxies != nil || c.BaseURL != "" ||
+		c.MetricsAddr != "" || c.AbsWarnBefore != 5*time.Minute || c.Lowered != nil || c.UnknownVariables != nil {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
 	}
 }
@@ -213,6 +215,64 @@ func TestServeEnvAndFlags(t *testing.T) {
 					t.Errorf("roles %q, want the flag's user only", c.GateAllowRoles)
 				}
 			}},
+		{"a short idle timeout lowers the defaults that follow it", []string{"-idle-timeout", "1m"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.AdminPolicy.IdleTimeout != time.Minute || c.WarnBefore != 30*time.Second {
+					t.Errorf("admin idle %v, warn before %v; want 1m and 30s", c.AdminPolicy.IdleTimeout, c.WarnBefore)
+				}
+				want := []string{
+					"-admin-idle-timeout lowered from its default 15m to the users' idle timeout 1m: administrators' sessions are never looser than users'",
+					"-warn-before lowered from its default 2m to 30s, half of -idle-timeout 1m",
+				}
+				if strings.Join(c.Lowered, "\n") != strings.Join(want, "\n") {
+					t.Errorf("lowered:\n%s\nwant\n%s", strings.Join(c.Lowered, "\n"), strings.Join(want, "\n"))
+				}
+			}},
+		{"a short admin idle timeout lowers the warning's default", []string{"-admin-idle-timeout", "90s"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.WarnBefore != 45*time.Second || len(c.Lowered) != 1 || !strings.Contains(c.Lowered[0], "half of -admin-idle-timeout 1m30s") {
+					t.Errorf("warn before %v, lowered %q; want 45s, half of -admin-idle-timeout", c.WarnBefore, c.Lowered)
+				}
+			}},
+		{"the absolute notice's default stays for a short session", []string{"-idle-timeout", "10s", "-absolute-timeout", "16s", "-warn-before", "6s"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				// Shown from the sign-in on: it comes once, and activity
+				// does not bring it back.
+				if c.AbsWarnBefore != 5*time.Minute {
+					t.Errorf("absolute warn before %v, want the default 5m", c.AbsWarnBefore)
+				}
+			}},
+		{"no warning whatever the idle timeout", []string{"-idle-timeout", "2s", "-warn-before", "0"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.WarnBefore != 0 {
+					t.Errorf("warn before %v, want 0", c.WarnBefore)
+				}
+			}},
+		{"touch interval just under half", []string{"-idle-timeout", "15s", "-touch-interval", "7s"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.TouchInterval != 7*time.Second {
+					t.Errorf("touch interval %v", c.TouchInterval)
+				}
+			}},
+		{"reauth-after past the absolute timeout is allowed", []string{"-reauth-after", "24h"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.ReauthAfter != 24*time.Hour {
+					t.Errorf("reauth after %v", c.ReauthAfter)
+				}
+			}},
+		{"metrics address and legacy ciphers", []string{"-metrics-addr", "10.0.0.5:9090", "-tls-cert", "c.pem", "-tls-key", "k.pem", "-tls-legacy-ciphers"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.MetricsAddr != "10.0.0.5:9090" || !c.TLSLegacyCiphers {
+					t.Errorf("metrics addr %q, legacy ciphers %v", c.MetricsAddr, c.TLSLegacyCiphers)
+				}
+			}},
+		{"misspelled variable", nil, map[string]string{"SESSIONGUARD_IDLE_TIMOUT": "15m", "SESSIONGUARD_TEST_POSTGRES": "postgres://x"},
+			func(t *testing.T, c *serveConfig) {
+				want := "SESSIONGUARD_IDLE_TIMOUT is set but no flag reads it: did you mean SESSIONGUARD_IDLE_TIMEOUT (-idle-timeout)?"
+				if c.Policy.IdleTimeout != 30*time.Minute || len(c.UnknownVariables) != 1 || c.UnknownVariables[0] != want {
+					t.Errorf("idle %v, warnings %q; want the default and %q", c.Policy.IdleTimeout, c.UnknownVariables, want)
+				}
+			}},
 		{"base url trailing slash", []string{"-base-url", "https://sg.example.com/"}, nil,
 			func(t *testing.T, c *serveConfig) {
 				if c.BaseURL != "https://sg.example.com" {
@@ -251,9 +311,33 @@ func TestServeBadValues(t *testing.T) {
 		{"idle longer than absolute", []string{"-idle-timeout", "2h", "-absolute-timeout", "1h"}, nil,
 			`-idle-timeout 2h is longer than -absolute-timeout 1h: the idle timeout could never apply`},
 		{"admin looser than users", []string{"-idle-timeout", "10m", "-admin-idle-timeout", "20m"}, nil,
-			`-admin-idle-timeout 20m is longer than the users' idle timeout 10m: administrators' sessions must not be looser than users'`},
+			`-admin-idle-timeout 20m is longer than the users' idle timeout 10m (-idle-timeout): administrators' sessions must not be looser than users'`},
+		{"admin looser than the users' default", []string{"-admin-idle-timeout", "1h"}, nil,
+			`-admin-idle-timeout 1h is longer than the users' idle timeout 30m (-idle-timeout): administrators' sessions must not be looser than users'`},
+		{"admin looser than a preset, from env", []string{"-preset", "owasp-high-value"}, map[string]string{"SESSIONGUARD_ADMIN_IDLE_TIMEOUT": "10m"},
+			`-admin-idle-timeout (from SESSIONGUARD_ADMIN_IDLE_TIMEOUT) 10m is longer than the users' idle timeout 5m (-idle-timeout (from -preset owasp-high-value)): administrators' sessions must not be looser than users'`},
+		{"touch interval against a preset", []string{"-preset", "owasp-high-value", "-touch-interval", "3m"}, nil,
+			`-touch-interval 3m is not shorter than half of -idle-timeout (from -preset owasp-high-value) 5m: ...`},
 		{"admin absolute looser", []string{"-absolute-timeout", "1h", "-admin-absolute-timeout", "2h"}, nil,
-			`-admin-absolute-timeout 2h is longer than the users' absolute timeout 1h: administrators' sessions must not be looser than users'`},
+			`-admin-absolute-timeout 2h is longer than the users' absolute timeout 1h (-absolute-timeout): administrators' sessions must not be looser than users'`},
+		{"touch interval past half the idle timeout", []string{"-touch-interval", "1h", "-idle-timeout", "15s"}, nil,
+			`-touch-interval 1h is not shorter than half of -idle-timeout 15s: an active user's session would end up to 1h early, between two writes of their activity`},
+		{"touch interval of half the idle timeout", []string{"-touch-interval", "7500ms", "-idle-timeout", "15s"}, nil,
+			`-touch-interval 7.5s is not shorter than half of -idle-timeout 15s: ...`},
+		{"touch interval past half the admins' idle timeout", []string{"-touch-interval", "10m"}, nil,
+			`-touch-interval 10m is not shorter than half of -admin-idle-timeout 15m: ...`},
+		{"warning longer than the idle timeout", []string{"-warn-before", "3m", "-idle-timeout", "2m"}, nil,
+			`-warn-before 3m is not shorter than -idle-timeout 2m: the warning would show all the time (0: no warning)`},
+		{"warning as long as the admins' idle timeout", []string{"-warn-before", "5m", "-admin-idle-timeout", "5m"}, nil,
+			`-warn-before 5m is not shorter than -admin-idle-timeout 5m: the warning would show all the time (0: no warning)`},
+		{"warning from env against the default idle timeout", nil, map[string]string{"SESSIONGUARD_WARN_BEFORE": "15m"},
+			`-warn-before (from SESSIONGUARD_WARN_BEFORE) 15m is not shorter than -admin-idle-timeout 15m: ...`},
+		{"absolute notice longer than the absolute timeout", []string{"-absolute-warn-before", "2h", "-absolute-timeout", "1h"}, nil,
+			`-absolute-warn-before 2h is longer than -absolute-timeout 1h: no session lives that long`},
+		{"absolute notice longer than the admins' absolute timeout", []string{"-absolute-warn-before", "2h", "-admin-absolute-timeout", "1h"}, nil,
+			`-absolute-warn-before 2h is longer than -admin-absolute-timeout 1h: no session lives that long`},
+		{"store timeout past the write timeout", []string{"-store-timeout", "90s"}, nil,
+			`-store-timeout 1m30s is not shorter than the server's write timeout 1m: no answer could reach the browser after such a wait`},
 		{"unknown preset", []string{"-preset", "nope"}, nil,
 			`invalid value "nope" for -preset: want one of nist-aal2, nist-aal3, pci-dss, owasp-high-value, owasp-low-risk, hipaa`},
 		{"cert without key", []string{"-tls-cert", "c.pem"}, nil,
@@ -266,6 +350,20 @@ func TestServeBadValues(t *testing.T) {
 			`invalid value "loud" for -log-level: want one of debug, info, warn, error`},
 		{"bad addr", []string{"-addr", "localhost"}, nil,
 			`invalid value "localhost" for -addr: want HOST:PORT, as in localhost:8080 or :8080`},
+		{"port out of range", []string{"-addr", "127.0.0.1:99999"}, nil,
+			`invalid value "127.0.0.1:99999" for -addr: port "99999" is not a number from 0 to 65535`},
+		{"port missing", []string{"-addr", "127.0.0.1:"}, nil,
+			`invalid value "127.0.0.1:" for -addr: port "" is not a number from 0 to 65535`},
+		{"port a name", nil, map[string]string{"SESSIONGUARD_ADDR": ":http"},
+			`invalid value ":http" for -addr (from SESSIONGUARD_ADDR): port "http" is not a number from 0 to 65535`},
+		{"negative port", []string{"-addr", ":-1"}, nil,
+			`invalid value ":-1" for -addr: port "-1" is not a number from 0 to 65535`},
+		{"metrics address port out of range", []string{"-metrics-addr", ":65536"}, nil,
+			`invalid value ":65536" for -metrics-addr: port "65536" is not a number from 0 to 65535`},
+		{"debug address port out of range", []string{"-debug-addr", "127.0.0.1:70000"}, nil,
+			`invalid value "127.0.0.1:70000" for -debug-addr: port "70000" is not a number from 0 to 65535`},
+		{"legacy ciphers without TLS", []string{"-tls-legacy-ciphers"}, nil,
+			`-tls-legacy-ciphers is set but -tls-cert is not: the cipher suites are those of the server's own TLS`},
 		{"bad db scheme", []string{"-db", "mysql://u:secret@h/db"}, nil,
 			`invalid value for -db: unsupported database scheme "mysql": use ...`},
 		{"bad sessions scheme", []string{"-sessions", "mongodb://h"}, nil,
@@ -411,6 +509,9 @@ func TestServeHelp(t *testing.T) {
 			"-trusted-proxy CIDR", "$SESSIONGUARD_TRUSTED_PROXY",
 			"-base-url URL", "$SESSIONGUARD_BASE_URL",
 			"-debug-addr HOST:PORT", "default: off", "$SESSIONGUARD_DEBUG_ADDR",
+			"-metrics-addr HOST:PORT", "default: /metrics on -addr", "$SESSIONGUARD_METRICS_ADDR",
+			"-tls-legacy-ciphers\n", "$SESSIONGUARD_TLS_LEGACY_CIPHERS", "SIGHUP reloads",
+			"longer than -idle-timeout is an error", "sessionguard backup", "-version",
 			"-upstream URL", "-upstream-timeout DURATION", "default: 60s", "-inject-script\n", "default: true", "-gate-activity navigation|all",
 			"-gate-passive-path GLOB", "repeatable; $SESSIONGUARD_GATE_PASSIVE_PATH, comma-separated",
 			"-gate-allow-role ROLE", "-gate-redirect-host HOST", "-cookie-domain DOMAIN",
@@ -436,8 +537,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 			n++
 		}
 	}
-	if n != 30 {
-		t.Errorf("help lists %d flags, want the 30 of serve", n)
+	if n != 32 {
+		t.Errorf("help lists %d flags, want the 32 of serve", n)
 	}
 }
 
@@ -461,5 +562,62 @@ func TestEnvName(t *testing.T) {
 		if got := envName(flag); got != want {
 			t.Errorf("envName(%q) = %q, want %q", flag, got, want)
 		}
+	}
+}
+
+func TestUnknownVariables(t *testing.T) {
+	known := variables()
+	for _, tc := range []struct {
+		env  map[string]string
+		want []string
+	}{
+		{nil, nil},
+		{map[string]string{"SESSIONGUARD_IDLE_TIMEOUT": "15m", "HOME": "/root", "SESSIONGUARD_DB": "sqlite:x"}, nil},
+		{map[string]string{"SESSIONGUARD_IDLE_TIMOUT": "15m"},
+			[]string{"SESSIONGUARD_IDLE_TIMOUT is set but no flag reads it: did you mean SESSIONGUARD_IDLE_TIMEOUT (-idle-timeout)?"}},
+		{map[string]string{"SESSIONGUARD_TRUSTED_PROXIES": "10.0.0.0/8", "SESSIONGUARD_SESSION": "memory"}, []string{
+			"SESSIONGUARD_SESSION is set but no flag reads it: did you mean SESSIONGUARD_SESSIONS (-sessions)?",
+			"SESSIONGUARD_TRUSTED_PROXIES is set but no flag reads it: did you mean SESSIONGUARD_TRUSTED_PROXY (-trusted-proxy)?",
+		}},
+		{map[string]string{"SESSIONGUARD_TIMEOUT": "5m"},
+			[]string{"SESSIONGUARD_TIMEOUT is set but no flag reads it (see 'sessionguard serve -h' for the variables)"}},
+		// The tests' own variables are no misspelling.
+		{map[string]string{"SESSIONGUARD_TEST_POSTGRES": "postgres://x", "SESSIONGUARD_CI": "1", "SESSIONGUARD_CHROMIUM": "/usr/bin/chromium"}, nil},
+	} {
+		if got := unknownVariables(envOf(tc.env), known); strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+			t.Errorf("%v:\n got %q\nwant %q", tc.env, got, tc.want)
+		}
+	}
+	// Every variable of the other commands is one of serve's.
+	for _, args := range [][]string{{"user", "disable", "-h"}, {"audit", "-h"}, {"backup", "-h"}} {
+		var out bytes.Buffer
+		run(context.Background(), args, envOf(nil), strings.NewReader(""), &out, &bytes.Buffer{})
+		for _, v := range regexp.MustCompile(`\$(SESSIONGUARD_[A-Z_]+)`).FindAllStringSubmatch(out.String(), -1) {
+			if known[v[1]] == "" {
+				t.Errorf("%v reads %s, which the check of unknown variables does not know", args, v[1])
+			}
+		}
+	}
+}
+
+func TestEnvironFrom(t *testing.T) {
+	env := environFrom([]string{"A=1", "B=x=y", "A=2", "NOEQUALS", "C="})
+	if len(env) != 3 || env["A"] != "1" || env["B"] != "x=y" || env["C"] != "" {
+		t.Errorf("environFrom = %v", env)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"-version"}, {"--version"}} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, envOf(nil), strings.NewReader(""), &stdout, &stderr)
+		if code != exitOK || !strings.HasPrefix(stdout.String(), "sessionguard ") || stderr.Len() != 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-version", "-addr", ":1"}, envOf(nil), strings.NewReader(""), &stdout, &stderr); code != exitUsage ||
+		stderr.String() != "sessionguard: -version takes no arguments\n" {
+		t.Errorf("-version with more: exit %d, stderr %q", code, stderr.String())
 	}
 }

@@ -99,12 +99,22 @@ var listeningRE = regexp.MustCompile(`msg"?[=:]"sessionguard listening"[ ,]"?add
 // ends, if it is still running.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
+	return startServerEnv(t, nil, args...)
+}
+
+// startServerEnv is startServer with the variables env ("NAME=value") in
+// the server's environment.
+func startServerEnv(t *testing.T, env []string, args ...string) *server {
+	t.Helper()
 	dir := t.TempDir()
 	s := &server{t: t, dir: dir, db: "sqlite:" + filepath.Join(dir, "sg.db"), exited: make(chan struct{})}
-	args = append([]string{"serve", "-addr", "127.0.0.1:0", "-db", s.db}, args...)
+	if !slices.Contains(args, "-db") {
+		args = append([]string{"-db", s.db}, args...)
+	}
+	args = append([]string{"serve", "-addr", "127.0.0.1:0"}, args...)
 	s.cmd = exec.Command(testbin.Path(t, raceEnabled), args...)
 	s.cmd.Dir = dir
-	s.cmd.Env = testbin.CleanEnv()
+	s.cmd.Env = testbin.CleanEnv(env...)
 	pipe, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -170,8 +180,15 @@ func (s *server) waitLog(re *regexp.Regexp) []string {
 	s.t.Helper()
 	var m []string
 	eventually(s.t, 30*time.Second, func() bool {
-		m = re.FindStringSubmatch(s.log())
-		return m != nil
+		if m = re.FindStringSubmatch(s.log()); m != nil {
+			return true
+		}
+		select {
+		case <-s.exited:
+			s.t.Fatalf("the server exited (%v) before its log matched %s", s.err, re)
+		default:
+		}
+		return false
 	}, "the server's log to match "+re.String())
 	return m
 }
@@ -333,6 +350,14 @@ func TestProcessSignInAndOut(t *testing.T) {
 	if resp, _ := do(t, "GET", s.url+path, "", nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("GET the setup link: %d, want 200", resp.StatusCode)
 	}
+	// The token is printed for the person at the terminal, never logged.
+	token := link[strings.Index(link, "token=")+len("token="):]
+	for line := range strings.Lines(s.log()) {
+		if strings.HasPrefix(line, "time=") && strings.Contains(line, token) {
+			t.Errorf("a log line holds the setup token: %s", line)
+		}
+	}
+	s.waitLog(regexp.MustCompile(`level=INFO msg="no account yet: printed a one-time setup link.*expires=`))
 
 	out := mustCLI(t, s.dir, testPassword+"\n", "user", "add", "-db", s.db, "-password-stdin", "Alice")
 	if !strings.Contains(out, "alice") {
@@ -597,6 +622,16 @@ func TestProcessBadFlag(t *testing.T) {
 			"sessionguard: invalid value for -sessions: redisstore: invalid DSN: redis: unexpected option: pool_sise\n"},
 		{[]string{"user", "add", "-db", "sqlite:x.db", "erin"}, nil,
 			"sessionguard: standard input is not a terminal, so the password cannot be typed: pass it as one line on standard input with -password-stdin\n"},
+		{[]string{"-addr", "127.0.0.1:99999"}, nil,
+			`sessionguard: invalid value "127.0.0.1:99999" for -addr: port "99999" is not a number from 0 to 65535` + "\n"},
+		{[]string{"-touch-interval", "1h", "-idle-timeout", "15s"}, nil,
+			"sessionguard: -touch-interval 1h is not shorter than half of -idle-timeout 15s: an active user's session would end up to 1h early, between two writes of their activity\n"},
+		{[]string{"serve", "-admin-idle-timeout", "1h"}, nil,
+			"sessionguard: -admin-idle-timeout 1h is longer than the users' idle timeout 30m (-idle-timeout): administrators' sessions must not be looser than users'\n"},
+		{[]string{"-warn-before", "3m"}, []string{"SESSIONGUARD_IDLE_TIMEOUT=2m"},
+			"sessionguard: -warn-before 3m is not shorter than -idle-timeout (from SESSIONGUARD_IDLE_TIMEOUT) 2m: the warning would show all the time (0: no warning)\n"},
+		{[]string{"backup", "-db", "postgres://sg@db.internal/sg", "out.db"}, nil,
+			"sessionguard: backup copies SQLite databases; back up PostgreSQL with pg_dump, as in pg_dump --format=custom --file=OUT DATABASE (see docs/deployment.md)\n"},
 	} {
 		r := runCLI(t, dir, "", tc.env, tc.args...)
 		if r.code != 2 || r.stderr != tc.want || r.stdout != "" {
@@ -607,11 +642,13 @@ func TestProcessBadFlag(t *testing.T) {
 		t.Errorf("a refused command created files: %v", entries)
 	}
 
-	r := runCLI(t, dir, "", nil, "version")
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "sessionguard ") {
-		t.Errorf("version: exit %d, %q", r.code, r.stdout)
+	for _, v := range []string{"version", "-version"} {
+		r := runCLI(t, dir, "", nil, v)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "sessionguard ") {
+			t.Errorf("%s: exit %d, %q", v, r.code, r.stdout)
+		}
 	}
-	r = runCLI(t, dir, "", nil, "serve", "-h")
+	r := runCLI(t, dir, "", nil, "serve", "-h")
 	if r.code != 0 || !strings.Contains(r.stdout, "-idle-timeout DURATION") {
 		t.Errorf("serve -h: exit %d, %q", r.code, r.stdout)
 	}
@@ -639,6 +676,12 @@ func TestProcessTLS(t *testing.T) {
 	if link == "" {
 		t.Fatal("no https setup link")
 	}
+	token := link[strings.Index(link, "token=")+len("token="):]
+	for l := range strings.Lines(s.log()) {
+		if strings.HasPrefix(l, "{") && strings.Contains(l, token) {
+			t.Errorf("a JSON log line holds the setup token: %s", l)
+		}
+	}
 
 	tlsClient := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	resp, err := tlsClient.Get(s.url + "/healthz")
@@ -660,8 +703,12 @@ func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool
 	if err != nil {
 		t.Fatal(err)
 	}
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
+		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: "sessionguard test"},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),

@@ -19,9 +19,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sessionguard/sessionguard/account"
 	"github.com/sessionguard/sessionguard/drafts"
+	"github.com/sessionguard/sessionguard/internal/forwarded"
 	"github.com/sessionguard/sessionguard/internal/gateway"
 	"github.com/sessionguard/sessionguard/internal/metrics"
 	"github.com/sessionguard/sessionguard/internal/sqldb"
@@ -54,19 +56,32 @@ const handlerTimeout = 10 * time.Second
 const wcagWarnBefore = 20 * time.Second
 
 // serve runs the server until ctx is done or SIGTERM/SIGINT arrives, then
-// shuts down gracefully. Logs go to logOut.
+// shuts down gracefully. SIGHUP reloads the TLS certificate, or is ignored
+// without TLS. Logs go to logOut, and so does the setup link, plainly.
 func serve(ctx context.Context, cfg *serveConfig, logOut io.Writer) error {
 	log := newLogger(cfg, logOut)
 	slog.SetDefault(log)
 
 	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
+	// SIGHUP's default action ends the process; it is caught from the
+	// start so that it never does.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
-	var cert tls.Certificate
+	for _, w := range cfg.UnknownVariables {
+		log.Warn(w)
+	}
+	for _, l := range cfg.Lowered {
+		log.Info(l)
+	}
+
+	var cert *serverCertificate
 	if cfg.TLS() {
 		var err error
-		if cert, err = tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
-			return fmt.Errorf("loading -tls-cert and -tls-key: %w", err)
+		if cert, err = loadCertificate(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return err
 		}
 	}
 
@@ -101,8 +116,15 @@ func serve(ctx context.Context, cfg *serveConfig, logOut io.Writer) error {
 		// malformed requests): worth knowing, not a fault of the server.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelInfo),
 	}
+	served := ln
 	if cfg.TLS() {
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		// The server's own TLS listener rather than ServeTLS, which would
+		// serve a copy of the configuration that the ticket key rotation
+		// could not reach.
+		var keys *ticketKeys
+		srv.TLSConfig, keys = newTLSConfig(cert, cfg.TLSLegacyCiphers)
+		go keys.rotateEvery(ctx, ticketKeyRotation)
+		served = tls.NewListener(ln, srv.TLSConfig)
 	}
 
 	attrs := []any{
@@ -126,15 +148,12 @@ func serve(ctx context.Context, cfg *serveConfig, logOut io.Writer) error {
 	// Tests and scripts read the address from this line when -addr asks
 	// for a free port (":0").
 	log.Info("sessionguard listening", attrs...)
+	if cert != nil {
+		logTLS(cfg, cert, log)
+	}
 	warnings(cfg, baseURL, ln.Addr(), log)
 	if a.setupSecret != "" {
-		link := baseURL + "/setup?token=" + a.setupSecret
-		// Printed plainly too: it is the one thing a new user must see, and
-		// a JSON log line is easy to miss.
-		fmt.Fprintf(logOut, "\nNo account exists yet. Create the first administrator within %s at:\n\n    %s\n\n",
-			formatDuration(account.DefaultSetupTTL), link)
-		log.Info("no account yet: open the setup link to create the first administrator",
-			"setup_url", link, "expires", a.setup.ExpiresAt().Format(time.RFC3339))
+		announceSetup(logOut, log, baseURL+"/setup?token="+a.setupSecret, a.setup.ExpiresAt())
 	}
 
 	if cfg.DebugAddr != "" {
@@ -144,20 +163,26 @@ func serve(ctx context.Context, cfg *serveConfig, logOut io.Writer) error {
 		}
 		defer stopDebug()
 	}
-
-	served := make(chan error, 1)
-	go func() {
-		if cfg.TLS() {
-			served <- srv.ServeTLS(ln, "", "")
-		} else {
-			served <- srv.Serve(ln)
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, a.registry, log)
+		if err != nil {
+			return err
 		}
-	}()
+		defer stopMetrics()
+	}
 
-	select {
-	case err := <-served:
-		return fmt.Errorf("serving: %w", err)
-	case <-ctx.Done():
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(served) }()
+serving:
+	for {
+		select {
+		case err := <-done:
+			return fmt.Errorf("serving: %w", err)
+		case <-hup:
+			reloadCertificate(cert, log)
+		case <-ctx.Done():
+			break serving
+		}
 	}
 	stopSignals() // a second signal ends the process at once
 	log.Info("shutting down: refusing new connections, finishing requests in flight",
@@ -168,11 +193,39 @@ func serve(ctx context.Context, cfg *serveConfig, logOut io.Writer) error {
 		srv.Close()
 		return fmt.Errorf("shutdown: requests still running after -shutdown-timeout %s were cut off", formatDuration(cfg.ShutdownTimeout))
 	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serving: %w", err)
 	}
 	log.Info("requests finished; closing the stores")
 	return nil
+}
+
+// reloadCertificate answers SIGHUP: it loads -tls-cert and -tls-key again,
+// so that a renewed certificate is served without a restart, or keeps the
+// one in use if the files are unreadable or do not match. Without TLS
+// there is nothing to reload, and the signal is ignored.
+func reloadCertificate(cert *serverCertificate, log *slog.Logger) {
+	if cert == nil {
+		log.Info("SIGHUP ignored: it reloads -tls-cert and -tls-key, and the server serves plain HTTP")
+		return
+	}
+	if err := cert.reload(); err != nil {
+		log.Error("SIGHUP: the TLS certificate was not reloaded; the one in use stays", "err", err)
+		return
+	}
+	log.Info("SIGHUP: reloaded the TLS certificate; new connections get it", cert.describe()...)
+}
+
+// announceSetup tells the person starting a server without accounts where
+// to create the first administrator. The link goes to the terminal only,
+// plainly: it holds the one-time token that makes its bearer an
+// administrator, and logs travel to collectors that many people read. The
+// log says only that a link was issued, and until when it works.
+func announceSetup(terminal io.Writer, log *slog.Logger, link string, expires time.Time) {
+	fmt.Fprintf(terminal, "\nNo account exists yet. Create the first administrator within %s at:\n\n    %s\n\n",
+		formatDuration(time.Until(expires).Round(time.Minute)), link)
+	log.Info("no account yet: printed a one-time setup link on standard error (not in the log); open it to create the first administrator, or use 'sessionguard user add -role admin'",
+		"expires", expires.UTC().Format(time.RFC3339))
 }
 
 // handler builds the web application and the gateway in front of it on
@@ -209,7 +262,24 @@ func (a *app) handler(cfg *serveConfig, baseURL string, log *slog.Logger) (http.
 	if err != nil {
 		return nil, err
 	}
-	return gate.Handler(withDeadline(ws.Handler(), handlerTimeout)), nil
+	own := withDeadline(ws.Handler(), handlerTimeout)
+	if cfg.MetricsAddr != "" {
+		own = withoutMetrics(own, ws)
+	}
+	return forwarded.Proxies(cfg.TrustedProxies).WarnUntrusted(gate.Handler(own), log), nil
+}
+
+// withoutMetrics answers GET /metrics with 404 and passes every other
+// request to h: with -metrics-addr the metrics are served on a listener of
+// their own, which the network in front of the application need not reach.
+func withoutMetrics(h http.Handler, ws *web.Server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			ws.ServeError(w, r, http.StatusNotFound, "not_found", "There is no page at this address.")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // webServer builds the web application on a's stores.
@@ -233,6 +303,7 @@ func (a *app) webServer(cfg *serveConfig, redirectHosts web.RedirectHosts, log *
 		Gatherer:           a.registry,
 		Ready:              a.ready,
 		ClientIP:           a.clientIP,
+		TrustedProxies:     cfg.TrustedProxies,
 		TLS:                cfg.TLS() || strings.HasPrefix(cfg.BaseURL, "https://"),
 		RedirectHosts:      redirectHosts,
 		Embedded:           cfg.Upstream != nil,
@@ -296,9 +367,11 @@ func warnings(cfg *serveConfig, baseURL string, listening net.Addr, log *slog.Lo
 		log.Warn("-warn-before is below the 20 seconds WCAG 2.2.1 asks for to react to a timeout warning",
 			"warn_before", formatDuration(cfg.WarnBefore))
 	}
-	if cfg.WarnBefore >= cfg.Policy.IdleTimeout {
-		log.Info("-warn-before is not shorter than -idle-timeout: the timeout warning shows from the start of each idle period",
-			"warn_before", formatDuration(cfg.WarnBefore), "idle_timeout", formatDuration(cfg.Policy.IdleTimeout))
+	if cfg.ReauthAfter >= cfg.AdminPolicy.AbsoluteTimeout {
+		// Not a contradiction: a session shorter than -reauth-after always
+		// has a sign-in recent enough, which is what the flag asks for.
+		log.Info("-reauth-after is not shorter than the absolute timeout: no session lives long enough to be asked for its password again",
+			"reauth_after", formatDuration(cfg.ReauthAfter), "admin_absolute_timeout", formatDuration(cfg.AdminPolicy.AbsoluteTimeout))
 	}
 	if cfg.CookieDomain != "" {
 		log.Warn("-cookie-domain: the session cookie goes to every host under this domain, and any of them can read or overwrite it; trust them all, or keep one origin per application (docs/gateway.md)",
@@ -337,6 +410,26 @@ func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	go srv.Serve(ln)
 	log.Warn("serving runtime profiles: anyone on this machine can read what the server is doing",
 		"debug_addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return func() { srv.Close() }, nil
+}
+
+// serveMetrics serves GET /metrics from g on addr, on a listener of its
+// own: plain HTTP, no other route, so that Prometheus can scrape an
+// internal address while the application's address shows no metrics. It
+// returns a function that stops it.
+func serveMetrics(addr string, g prometheus.Gatherer, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on -metrics-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError),
+	}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout}
+	go srv.Serve(ln)
+	log.Info("serving /metrics on its own listener, not on -addr",
+		"metrics_addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/metrics")
 	return func() { srv.Close() }, nil
 }
 
@@ -387,7 +480,8 @@ func openApp(ctx context.Context, cfg *serveConfig, log *slog.Logger) (_ *app, e
 	if a.accounts, err = account.NewStore(ctx, a.db, account.Options{Logger: log}); err != nil {
 		return nil, fmt.Errorf("opening the accounts: %w", err)
 	}
-	if a.authn, err = account.NewAuthenticator(a.accounts, account.AuthOptions{}); err != nil {
+	// Sign-in locks and unlocks go to the audit log as well as the log.
+	if a.authn, err = account.NewAuthenticator(a.accounts, account.AuthOptions{Observer: a.audit}); err != nil {
 		return nil, fmt.Errorf("opening the accounts: %w", err)
 	}
 	if a.drafts, err = drafts.NewStore(ctx, a.db, drafts.Options{Logger: log}); err != nil {
@@ -397,6 +491,9 @@ func openApp(ctx context.Context, cfg *serveConfig, log *slog.Logger) (_ *app, e
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if a.metrics, err = metrics.New(a.registry); err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+	if err := metrics.RegisterBuildInfo(a.registry, releaseVersion()); err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 
@@ -426,7 +523,10 @@ func openApp(ctx context.Context, cfg *serveConfig, log *slog.Logger) (_ *app, e
 		return nil, fmt.Errorf("counting accounts: %w", err)
 	}
 	if n == 0 {
-		a.setup, a.setupSecret = account.NewSetupToken(account.DefaultSetupTTL, nil)
+		// Kept in the database: the link works on every instance on it.
+		if a.setup, a.setupSecret, err = a.accounts.NewSetupToken(ctx, account.DefaultSetupTTL); err != nil {
+			return nil, fmt.Errorf("issuing the setup link: %w", err)
+		}
 	}
 	return a, nil
 }

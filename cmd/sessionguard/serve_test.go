@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDeriveBaseURL(t *testing.T) {
@@ -42,7 +43,7 @@ func TestStartWarnings(t *testing.T) {
 	}{
 		{nil, "127.0.0.1:8080", nil},
 		{[]string{"-warn-before", "10s"}, "127.0.0.1:8080", []string{"below the 20 seconds WCAG 2.2.1"}},
-		{[]string{"-idle-timeout", "1m", "-warn-before", "2m"}, "127.0.0.1:8080", []string{"shows from the start"}},
+		{[]string{"-absolute-timeout", "4m", "-idle-timeout", "1m", "-warn-before", "30s"}, "127.0.0.1:8080", []string{"no session lives long enough to be asked for its password again"}},
 		{[]string{"-addr", ":8080"}, "[::]:8080", []string{"plain HTTP beyond localhost"}},
 		{[]string{"-addr", ":8080", "-base-url", "https://sg.example.com"}, "[::]:8080", nil},
 		{[]string{"-addr", ":8080", "-insecure-cookie"}, "[::]:8080", nil},
@@ -65,6 +66,29 @@ func TestStartWarnings(t *testing.T) {
 			if !strings.Contains(out.String(), w) {
 				t.Errorf("%v: log lacks %q:\n%s", tc.args, w, out.String())
 			}
+		}
+	}
+}
+
+// TestSetupLinkNotLogged: the setup link, which holds the token that makes
+// its bearer the first administrator, goes to the terminal only; the log,
+// in either format, says that a link was issued and until when.
+func TestSetupLinkNotLogged(t *testing.T) {
+	const token = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5"
+	link := "https://sg.example.com/setup?token=" + token
+	expires := time.Now().Add(time.Hour)
+	for _, format := range []string{"text", "json"} {
+		var terminal, logs bytes.Buffer
+		log := newLogger(&serveConfig{LogFormat: format}, &logs)
+		announceSetup(&terminal, log, link, expires)
+		if strings.Contains(logs.String(), token) || strings.Contains(logs.String(), "setup?token") {
+			t.Errorf("%s log holds the setup token:\n%s", format, logs.String())
+		}
+		if !strings.Contains(logs.String(), "setup link") || !strings.Contains(logs.String(), expires.UTC().Format(time.RFC3339)) {
+			t.Errorf("%s log does not say that a link was issued and when it expires:\n%s", format, logs.String())
+		}
+		if !strings.Contains(terminal.String(), "\n    "+link+"\n") || !strings.Contains(terminal.String(), "within 1h") {
+			t.Errorf("terminal:\n%s\nwant the link on a line of its own and its lifetime", terminal.String())
 		}
 	}
 }

@@ -35,8 +35,9 @@ type serveConfig struct {
 	StoreTimeout    time.Duration // bound of one session store call
 	ShutdownTimeout time.Duration
 
-	TLSCert, TLSKey string
-	InsecureCookie  bool
+	TLSCert, TLSKey  string
+	TLSLegacyCiphers bool // also offer TLS 1.2's CBC suites
+	InsecureCookie   bool
 
 	LogFormat string
 	LogLevel  slog.Level
@@ -44,6 +45,7 @@ type serveConfig struct {
 	TrustedProxies []netip.Prefix
 	BaseURL        string // empty: derived from the listening address
 	DebugAddr      string // empty: no profiling listener
+	MetricsAddr    string // empty: /metrics on the main listener
 
 	// The gateway (docs/gateway.md).
 	Upstream          *url.URL // nil: no reverse-proxy mode
@@ -54,6 +56,12 @@ type serveConfig struct {
 	GateAllowRoles    []string
 	GateRedirectHosts []string
 	CookieDomain      string
+
+	// Lowered says which defaults parseServe lowered to fit the timeouts
+	// given, one log line each, for serve to log at start.
+	Lowered []string
+	// UnknownVariables warns of SESSIONGUARD_* variables no flag reads.
+	UnknownVariables []string
 }
 
 // TLS reports whether the server itself speaks HTTPS.
@@ -66,7 +74,8 @@ it prints a one-time setup link that creates the first administrator.
 Other commands:
   sessionguard user add|list|disable|enable|passwd ...   manage accounts
   sessionguard audit [flags]                             print the audit log
-  sessionguard version                                   print the version
+  sessionguard backup [-db sqlite:PATH] OUT              copy a live SQLite database
+  sessionguard version (or -version)                     print the version
 Run any of them with -h for its flags.
 
 Durations are written like 90s, 15m or 12h. Database DSNs (-db) are
@@ -76,13 +85,26 @@ sqlite:PATH, redis://HOST[:PORT][/DB] (rediss:// for TLS; ?key_prefix=NAME:
 to share a Redis database; go-redis's URL options such as pool_size) or
 postgres://... Several instances behind a load balancer share their sessions
 through PostgreSQL (-db postgres://..., nothing else needed) or Redis
-(-sessions redis://... with -db postgres://...); see docs/deployment.md.`
+(-sessions redis://... with -db postgres://...); see docs/deployment.md.
 
-// parseServe parses serve's arguments and environment into a checked
-// serveConfig. A mistake is a *usageError naming the flag.
-func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*serveConfig, error) {
-	var c serveConfig
-	var logLevel, trusted string
+Timeouts that cannot work together are refused: a -touch-interval of half
+the shortest idle timeout or more, a -warn-before not shorter than it, an
+-absolute-warn-before longer than the shortest absolute timeout, and
+administrators' timeouts longer than users'. A default that does not fit
+the timeouts given (-warn-before, the administrators' timeouts) is lowered
+instead, and the start-up log says so.
+
+SIGHUP reloads -tls-cert and -tls-key (without TLS it is ignored); SIGTERM
+and SIGINT stop the server gracefully.`
+
+// serveText holds the flags of serve that are converted after parsing.
+type serveText struct {
+	logLevel, trusted, upstream string
+}
+
+// serveFlags defines serve's flags on a new flagSet, to be parsed into c
+// and text.
+func serveFlags(c *serveConfig, text *serveText) *flagSet {
 	f := newFlagSet("sessionguard serve", "sessionguard [serve] [flags]", serveAbout)
 	f.String(&c.Addr, "addr", "localhost:8080", "HOST:PORT",
 		"address to listen on (port 0 picks a free port; the start-up log names it)")
@@ -90,42 +112,45 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 		"database of accounts, audit log and (unless -sessions) sessions: sqlite:PATH or postgres://...")
 	f.String(&c.Sessions, "sessions", "", "DSN",
 		"session store: memory, sqlite:PATH, redis://HOST[:PORT][/DB], rediss://... (TLS) or postgres://...").defaultIs("the -db database")
-	idle := f.Duration(&c.Policy.IdleTimeout, "idle-timeout", "30m",
+	f.Duration(&c.Policy.IdleTimeout, "idle-timeout", "30m",
 		"end a session after this long without activity")
-	abs := f.Duration(&c.Policy.AbsoluteTimeout, "absolute-timeout", "12h",
+	f.Duration(&c.Policy.AbsoluteTimeout, "absolute-timeout", "12h",
 		"end a session this long after sign-in, however active")
 	f.String(&c.Preset, "preset", "", "NAME",
 		"set -idle-timeout and -absolute-timeout from a standard: "+presetNames()+" (explicit timeout flags win)")
-	adminIdle := f.Duration(&c.AdminPolicy.IdleTimeout, "admin-idle-timeout", "15m",
-		"idle timeout of administrators' sessions (lowered to -idle-timeout if that is shorter)")
-	adminAbs := f.Duration(&c.AdminPolicy.AbsoluteTimeout, "admin-absolute-timeout", "12h",
-		"absolute timeout of administrators' sessions (lowered to -absolute-timeout if that is shorter)")
+	f.Duration(&c.AdminPolicy.IdleTimeout, "admin-idle-timeout", "15m",
+		"idle timeout of administrators' sessions; longer than -idle-timeout is an error, and the default is lowered to a shorter -idle-timeout")
+	f.Duration(&c.AdminPolicy.AbsoluteTimeout, "admin-absolute-timeout", "12h",
+		"absolute timeout of administrators' sessions; longer than -absolute-timeout is an error, and the default is lowered to a shorter -absolute-timeout")
 	f.Duration(&c.WarnBefore, "warn-before", "2m",
-		"show the browser's timeout warning this long before the idle end (0: no warning)")
+		"show the browser's timeout warning this long before the idle end (0: no warning); must be shorter than the idle timeouts, and with one of 2m or less the default becomes half of it")
 	f.Duration(&c.AbsWarnBefore, "absolute-warn-before", "5m",
-		"tell the user this long before the absolute end (which no click can extend) to save their work")
+		"tell the user this long before the absolute end (which no click can extend) to save their work; longer than the absolute timeouts is an error")
 	f.Duration(&c.ReauthAfter, "reauth-after", "5m",
 		"ask for the password again before a sensitive action when the sign-in is older than this")
 	f.Duration(&c.TouchInterval, "touch-interval", "0",
-		"least time between two writes of a session's last activity (0: a twentieth of the idle timeout, at most 1m)")
-	f.String(&c.TLSCert, "tls-cert", "", "FILE", "serve HTTPS with this certificate (PEM; needs -tls-key)")
+		"least time between two writes of a session's last activity (0: a twentieth of the idle timeout, at most 1m); must be under half the idle timeouts")
+	f.String(&c.TLSCert, "tls-cert", "", "FILE", "serve HTTPS with this certificate (PEM; needs -tls-key); SIGHUP reloads it")
 	f.String(&c.TLSKey, "tls-key", "", "FILE", "private key of -tls-cert (PEM)")
+	f.Bool(&c.TLSLegacyCiphers, "tls-legacy-ciphers",
+		"also offer TLS 1.2's CBC cipher suites, for clients older than about 2014 that have no AES-GCM or ChaCha20-Poly1305 (logged as a warning)")
 	f.Bool(&c.InsecureCookie, "insecure-cookie",
 		"send the session cookie without Secure, for plain HTTP to a host other than localhost (development only: anyone on the network can steal sessions)")
 	f.Choice(&c.LogFormat, "log-format", "text", []string{"text", "json"}, "log format")
-	f.Choice(&logLevel, "log-level", "info", []string{"debug", "info", "warn", "error"}, "least severe log level written")
+	f.Choice(&text.logLevel, "log-level", "info", []string{"debug", "info", "warn", "error"}, "least severe log level written")
 	f.Duration(&c.StoreTimeout, "store-timeout", formatDuration(defaultStoreTimeout),
 		"longest wait for the session store in one call; past it the request fails with 503, signing nobody in")
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "15s",
 		"on SIGTERM or SIGINT, how long requests in flight may take to finish")
-	f.String(&trusted, "trusted-proxy", "", "CIDR[,CIDR...]",
-		"reverse proxies whose X-Forwarded-For header gives the client address").defaultIs("none trusted")
+	f.String(&text.trusted, "trusted-proxy", "", "CIDR[,CIDR...]",
+		"reverse proxies whose X-Forwarded-For gives the client address, and whose X-Forwarded-Proto and X-Forwarded-Host give the public scheme and host").defaultIs("none trusted")
 	f.String(&c.BaseURL, "base-url", "", "URL",
 		"the server's public URL, for the printed setup link and the gateway's sign-in redirects").defaultIs("from -addr and TLS; the gateway uses the checked request's host")
 	f.String(&c.DebugAddr, "debug-addr", "", "HOST:PORT",
 		"serve Go's runtime profiles (/debug/pprof/) on this loopback address, apart from the application").defaultIs("off")
-	var upstream string
-	f.String(&upstream, "upstream", "", "URL",
+	f.String(&c.MetricsAddr, "metrics-addr", "", "HOST:PORT",
+		"serve /metrics on this address, a plain-HTTP listener of its own, and not on -addr").defaultIs("/metrics on -addr")
+	f.String(&text.upstream, "upstream", "", "URL",
 		"reverse-proxy mode: forward signed-in users' requests for every path outside /auth/, /setup, /healthz, /readyz and /metrics to this application").defaultIs("none: the gateway answers forward-auth checks only")
 	f.Duration(&c.UpstreamTimeout, "upstream-timeout", "60s",
 		"longest wait for the -upstream application's response headers; past it the browser gets 504 (a stream that has started is not bounded)")
@@ -141,20 +166,35 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 		"a host of a protected application that signing in may return to with an absolute URL (with -cookie-domain, its subdomains are allowed too)", checkRedirectHost)
 	f.String(&c.CookieDomain, "cookie-domain", "", "DOMAIN",
 		"share the session cookie with every subdomain of DOMAIN (cookie __Secure-session with Domain=; see docs/gateway.md for the trade-off)").defaultIs("none: the cookie stays on one host (__Host-session)")
+	return f
+}
 
-	rest, err := f.parse(args, getenv, stdout)
+// variables maps every environment variable that a command reads to its
+// flag: serve's, since the other commands read only -db and -sessions.
+func variables() map[string]string {
+	return serveFlags(&serveConfig{}, &serveText{}).variables()
+}
+
+// parseServe parses serve's arguments and environment into a checked
+// serveConfig. A mistake is a *usageError naming the flag.
+func parseServe(args []string, env environment, stdout io.Writer) (*serveConfig, error) {
+	var c serveConfig
+	var text serveText
+	f := serveFlags(&c, &text)
+	rest, err := f.parse(args, env, stdout)
 	if err != nil {
 		return nil, err
 	}
 	if len(rest) > 0 {
 		return nil, usageErrorf("serve takes no arguments, got %q (see 'sessionguard serve -h')", rest[0])
 	}
+	c.UnknownVariables = unknownVariables(env, f.variables())
 
-	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
-		return nil, usageErrorf("invalid value %q for -log-level: %v", logLevel, err)
+	if err := c.LogLevel.UnmarshalText([]byte(text.logLevel)); err != nil {
+		return nil, usageErrorf("invalid value %q for -log-level: %v", text.logLevel, err)
 	}
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		return nil, usageErrorf("invalid value %q for %s: want HOST:PORT, as in localhost:8080 or :8080", c.Addr, f.lookup("addr").source)
+	if err := checkHostPort(c.Addr); err != nil {
+		return nil, usageErrorf("invalid value %q for %s: %v", c.Addr, f.lookup("addr").source, err)
 	}
 	if err := checkDB(c.DB); err != nil {
 		return nil, usageErrorf("invalid value for %s: %v", f.lookup("db").source, err)
@@ -165,41 +205,6 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 			src = "-sessions (default: the -db database)"
 		}
 		return nil, usageErrorf("invalid value for %s: %v", src, err)
-	}
-
-	if c.Preset != "" {
-		p, ok := session.LookupPreset(c.Preset)
-		if !ok {
-			return nil, usageErrorf("invalid value %q for %s: want one of %s", c.Preset, f.lookup("preset").source, presetNames())
-		}
-		if !idle.explicit {
-			c.Policy.IdleTimeout = p.Policy.IdleTimeout
-		}
-		if !abs.explicit {
-			c.Policy.AbsoluteTimeout = p.Policy.AbsoluteTimeout
-		}
-	}
-	if err := checkPolicy(c.Policy, idle, abs); err != nil {
-		return nil, err
-	}
-	// Administrators are never looser than users: an unset admin timeout
-	// follows a stricter user one down; an explicit looser one is a mistake.
-	if !adminIdle.explicit {
-		c.AdminPolicy.IdleTimeout = min(c.AdminPolicy.IdleTimeout, c.Policy.IdleTimeout)
-	}
-	if !adminAbs.explicit {
-		c.AdminPolicy.AbsoluteTimeout = min(c.AdminPolicy.AbsoluteTimeout, c.Policy.AbsoluteTimeout)
-	}
-	if err := checkPolicy(c.AdminPolicy, adminIdle, adminAbs); err != nil {
-		return nil, err
-	}
-	if c.AdminPolicy.IdleTimeout > c.Policy.IdleTimeout {
-		return nil, usageErrorf("%s %s is longer than the users' idle timeout %s: administrators' sessions must not be looser than users'",
-			adminIdle.source, formatDuration(c.AdminPolicy.IdleTimeout), formatDuration(c.Policy.IdleTimeout))
-	}
-	if c.AdminPolicy.AbsoluteTimeout > c.Policy.AbsoluteTimeout {
-		return nil, usageErrorf("%s %s is longer than the users' absolute timeout %s: administrators' sessions must not be looser than users'",
-			adminAbs.source, formatDuration(c.AdminPolicy.AbsoluteTimeout), formatDuration(c.Policy.AbsoluteTimeout))
 	}
 
 	for _, d := range []struct {
@@ -223,16 +228,21 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 			return nil, usageErrorf("invalid value %q for %s: must be %s", f.lookup(d.name).raw, f.lookup(d.name).source, want)
 		}
 	}
+	if err := c.checkTimeouts(f); err != nil {
+		return nil, err
+	}
 
 	switch {
 	case c.TLSCert != "" && c.TLSKey == "":
 		return nil, usageErrorf("%s is set but -tls-key is not: give both or neither", f.lookup("tls-cert").source)
 	case c.TLSKey != "" && c.TLSCert == "":
 		return nil, usageErrorf("%s is set but -tls-cert is not: give both or neither", f.lookup("tls-key").source)
+	case c.TLSLegacyCiphers && c.TLSCert == "":
+		return nil, usageErrorf("%s is set but -tls-cert is not: the cipher suites are those of the server's own TLS", f.lookup("tls-legacy-ciphers").source)
 	}
 
-	if c.TrustedProxies, err = parsePrefixes(trusted); err != nil {
-		return nil, usageErrorf("invalid value %q for %s: %v", trusted, f.lookup("trusted-proxy").source, err)
+	if c.TrustedProxies, err = parsePrefixes(text.trusted); err != nil {
+		return nil, usageErrorf("invalid value %q for %s: %v", text.trusted, f.lookup("trusted-proxy").source, err)
 	}
 	if c.BaseURL != "" {
 		if err := checkBaseURL(c.BaseURL); err != nil {
@@ -240,9 +250,9 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 		}
 		c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	}
-	if upstream != "" {
-		if c.Upstream, err = parseUpstream(upstream); err != nil {
-			return nil, usageErrorf("invalid value %q for %s: %v", upstream, f.lookup("upstream").source, err)
+	if text.upstream != "" {
+		if c.Upstream, err = parseUpstream(text.upstream); err != nil {
+			return nil, usageErrorf("invalid value %q for %s: %v", text.upstream, f.lookup("upstream").source, err)
 		}
 	}
 	if c.CookieDomain != "" {
@@ -256,7 +266,112 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (*s
 			return nil, usageErrorf("invalid value %q for %s: %v", c.DebugAddr, f.lookup("debug-addr").source, err)
 		}
 	}
+	if c.MetricsAddr != "" {
+		if err := checkHostPort(c.MetricsAddr); err != nil {
+			return nil, usageErrorf("invalid value %q for %s: %v", c.MetricsAddr, f.lookup("metrics-addr").source, err)
+		}
+	}
 	return &c, nil
+}
+
+// checkTimeouts fills in the timeouts that follow others and refuses the
+// combinations that cannot work, naming the flags. The rule: a value given
+// (on the command line or in the environment) is never changed, so two given
+// values that contradict each other are a usage error; a default that does
+// not fit a given value is lowered to fit, and serve logs that it was
+// (c.Lowered). Lowering is always the stricter way out.
+func (c *serveConfig) checkTimeouts(f *flagSet) error {
+	idle, abs := f.lookup("idle-timeout"), f.lookup("absolute-timeout")
+	adminIdle, adminAbs := f.lookup("admin-idle-timeout"), f.lookup("admin-absolute-timeout")
+	if c.Preset != "" {
+		p, ok := session.LookupPreset(c.Preset)
+		if !ok {
+			return usageErrorf("invalid value %q for %s: want one of %s", c.Preset, f.lookup("preset").source, presetNames())
+		}
+		if !idle.explicit {
+			c.Policy.IdleTimeout = p.Policy.IdleTimeout
+			idle.source = "-idle-timeout (from -preset " + c.Preset + ")"
+		}
+		if !abs.explicit {
+			c.Policy.AbsoluteTimeout = p.Policy.AbsoluteTimeout
+			abs.source = "-absolute-timeout (from -preset " + c.Preset + ")"
+		}
+	}
+	if err := checkPolicy(c.Policy, idle, abs); err != nil {
+		return err
+	}
+
+	// Administrators are never looser than users.
+	for _, t := range []struct {
+		admin, user *option
+		adminV      *time.Duration
+		userV       time.Duration
+		what        string
+	}{
+		{adminIdle, idle, &c.AdminPolicy.IdleTimeout, c.Policy.IdleTimeout, "idle"},
+		{adminAbs, abs, &c.AdminPolicy.AbsoluteTimeout, c.Policy.AbsoluteTimeout, "absolute"},
+	} {
+		switch {
+		case *t.adminV <= t.userV:
+		case t.admin.explicit:
+			return usageErrorf("%s %s is longer than the users' %s timeout %s (%s): administrators' sessions must not be looser than users'",
+				t.admin.source, formatDuration(*t.adminV), t.what, formatDuration(t.userV), t.user.source)
+		default:
+			c.Lowered = append(c.Lowered, fmt.Sprintf("-%s lowered from its default %s to the users' %s timeout %s: administrators' sessions are never looser than users'",
+				t.admin.name, formatDuration(*t.adminV), t.what, formatDuration(t.userV)))
+			*t.adminV = t.userV
+		}
+	}
+	if err := checkPolicy(c.AdminPolicy, adminIdle, adminAbs); err != nil {
+		return err
+	}
+
+	// The administrators' timeouts are the shortest now; name the flag
+	// that set them.
+	shortestIdle, shortestAbs := idle, abs
+	if c.AdminPolicy.IdleTimeout < c.Policy.IdleTimeout {
+		shortestIdle = adminIdle
+	}
+	if c.AdminPolicy.AbsoluteTimeout < c.Policy.AbsoluteTimeout {
+		shortestAbs = adminAbs
+	}
+	minIdle, minAbs := c.AdminPolicy.IdleTimeout, c.AdminPolicy.AbsoluteTimeout
+
+	// Activity is written at most once a touch interval, so the stored
+	// last activity lags by up to one: an active user's session ends that
+	// much early. From half the idle timeout on, that is most of it.
+	if touch := f.lookup("touch-interval"); c.TouchInterval > 0 && 2*c.TouchInterval >= minIdle {
+		return usageErrorf("%s %s is not shorter than half of %s %s: an active user's session would end up to %s early, between two writes of their activity",
+			touch.source, formatDuration(c.TouchInterval), shortestIdle.source, formatDuration(minIdle), formatDuration(c.TouchInterval))
+	}
+
+	// A warning as long as the idle timeout would be up again the moment
+	// any activity closed it: the page would never be usable.
+	if warn := f.lookup("warn-before"); c.WarnBefore > 0 && c.WarnBefore >= minIdle {
+		if warn.explicit {
+			return usageErrorf("%s %s is not shorter than %s %s: the warning would show all the time (0: no warning)",
+				warn.source, formatDuration(c.WarnBefore), shortestIdle.source, formatDuration(minIdle))
+		}
+		c.Lowered = append(c.Lowered, fmt.Sprintf("-warn-before lowered from its default %s to %s, half of %s %s",
+			formatDuration(c.WarnBefore), formatDuration(minIdle/2), shortestIdle.source, formatDuration(minIdle)))
+		c.WarnBefore = minIdle / 2
+	}
+
+	// The notice of the absolute end comes once and no activity brings it
+	// back, so a default longer than a short session just shows it from
+	// the sign-in on; a value given longer than the session is a mistake.
+	if absWarn := f.lookup("absolute-warn-before"); absWarn.explicit && c.AbsWarnBefore > minAbs {
+		return usageErrorf("%s %s is longer than %s %s: no session lives that long",
+			absWarn.source, formatDuration(c.AbsWarnBefore), shortestAbs.source, formatDuration(minAbs))
+	}
+
+	// Past the server's write deadline no answer reaches the browser, so
+	// a longer wait for the store could only end in a dropped connection.
+	if c.StoreTimeout >= writeTimeout {
+		return usageErrorf("%s %s is not shorter than the server's write timeout %s: no answer could reach the browser after such a wait",
+			f.lookup("store-timeout").source, formatDuration(c.StoreTimeout), formatDuration(writeTimeout))
+	}
+	return nil
 }
 
 // checkPolicy checks one pair of timeouts, naming the flag at fault.
@@ -310,9 +425,12 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 // server is doing and cost CPU to take, so they are for someone on the
 // machine itself (or an SSH tunnel), never for the network.
 func checkDebugAddr(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || port == "" {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
 		return errors.New("want HOST:PORT, for example 127.0.0.1:6060")
+	}
+	if err := checkHostPort(addr); err != nil {
+		return err
 	}
 	if host == "localhost" {
 		return nil

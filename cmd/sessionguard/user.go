@@ -32,7 +32,7 @@ from standard input with -password-stdin (for scripts:
 printf '%s\n' "$PASSWORD" | sessionguard user add -password-stdin alice).`
 
 // userCommand runs `sessionguard user SUBCOMMAND ...`.
-func userCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+func userCommand(ctx context.Context, args []string, env environment, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintf(stdout, "Usage: sessionguard user add|list|disable|enable|passwd [flags] [NAME]\n\n%s\n\nRun 'sessionguard user SUBCOMMAND -h' for its flags.\n", userAbout)
 		if len(args) == 0 {
@@ -72,7 +72,7 @@ func userCommand(ctx context.Context, args []string, getenv func(string) string,
 		f.String(&sessions, "sessions", "", "DSN", "the session store whose sessions of the user to end, as serve's -sessions").
 			defaultIs("the -db database")
 	}
-	rest, err := f.parse(args, getenv, stdout)
+	rest, err := f.parse(args, env, stdout)
 	if err != nil {
 		return err
 	}
@@ -171,7 +171,7 @@ func userCommand(ctx context.Context, args []string, getenv func(string) string,
 			fmt.Fprintf(stdout, "%s %s\n", what, name)
 			fmt.Fprintf(stderr, "sessionguard: note: with -sessions memory the sessions live inside the server process, so this command cannot end them; %s\n",
 				map[string]string{
-					"disable": "the server ends them at their next request, since the account is disabled (it sees the change within a second)",
+					"disable": "the server ends them at their next request, since the account is disabled",
 					"passwd":  "end them from the admin page, or they run until they time out",
 				}[sub])
 			return nil

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sessionguard/sessionguard/account"
+	"github.com/sessionguard/sessionguard/internal/forwarded"
 	"github.com/sessionguard/sessionguard/internal/metrics"
 	"github.com/sessionguard/sessionguard/session"
 	"github.com/sessionguard/sessionguard/web"
@@ -263,11 +264,12 @@ func (o *original) url() *url.URL {
 
 // verdict is the gateway's decision about one request.
 type verdict struct {
-	status int // 200, 401, 403 or 503
-	sess   *session.Session
-	user   account.User
-	reason string // why there is no session, when known; for 403, role_not_allowed
-	err    error  // the store's failure, for 503
+	status     int // 200, 401, 403, 429 or 503
+	sess       *session.Session
+	user       account.User
+	reason     string        // why there is no session, when known; for 403, role_not_allowed
+	err        error         // the store's failure, for 503
+	retryAfter time.Duration // for 429: the client presented too many unknown tokens
 }
 
 // serveCheck answers a forward-auth check in style.
@@ -341,6 +343,14 @@ func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, orig *original, v 
 		g.cfg.Web.ServeError(w, r, http.StatusForbidden, "forbidden",
 			"You are signed in as "+v.user.Name+", but this application is not open to your account. Ask an administrator for access, or sign out and sign in as someone else.")
 		return
+	case http.StatusTooManyRequests:
+		if style != nginxStyle {
+			g.cfg.Web.ServeTooManyUnknownTokens(w, r, v.retryAfter)
+			return
+		}
+		// nginx turns a 429 into a 500: it gets the usual 401, and the
+		// sign-in page it sends the browser to answers 429 itself.
+		h.Set("Retry-After", strconv.Itoa(max(1, int((v.retryAfter+time.Second-1)/time.Second))))
 	}
 	login := g.loginURL(r, orig, v.reason)
 	if style == forwardAuthStyle && isNavigation(r) {
@@ -378,6 +388,9 @@ func (g *Gate) decide(r *http.Request, orig *original) (*http.Request, verdict) 
 	if sess == nil {
 		if err := session.StoreError(ctx); err != nil {
 			return r, verdict{status: http.StatusServiceUnavailable, err: err}
+		}
+		if wait, refused := g.cfg.Web.UnknownTokenRefusal(r); refused {
+			return r, verdict{status: http.StatusTooManyRequests, retryAfter: wait}
 		}
 		return r, verdict{status: http.StatusUnauthorized, reason: string(session.EndedReason(ctx))}
 	}
@@ -464,20 +477,7 @@ func lastValue(v string) string {
 
 // trusted reports whether r comes straight from a trusted proxy.
 func (g *Gate) trusted(r *http.Request) bool {
-	if len(g.cfg.TrustedProxies) == 0 {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	a := ap.Addr().Unmap()
-	for _, p := range g.cfg.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return forwarded.Proxies(g.cfg.TrustedProxies).Trusted(r)
 }
 
 // isActivity reports whether the request orig, checked through r, is

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/sessionguard/sessionguard/internal/forwarded"
 )
 
 // timeoutScript is what the upstream's HTML pages get, so that they warn
@@ -66,6 +68,13 @@ func (g *Gate) serveProxied(w http.ResponseWriter, r *http.Request, rp *httputil
 		g.refuse(w, checked, orig, v, forwardAuthStyle)
 		return
 	}
+	if invalidUpgrade(r.Header) {
+		// httputil.ReverseProxy refuses it too, through the error
+		// handler: the client's mistake would read as the upstream's.
+		g.cfg.Web.ServeError(w, r, http.StatusBadRequest, "bad_request",
+			"The request asks to switch to a protocol whose name is not valid (its Upgrade header).")
+		return
+	}
 	// The server's read and write deadlines are for sessionguard's own
 	// short requests; a proxied one may be an upload, a server-sent event
 	// stream or a WebSocket that lasts as long as the application says.
@@ -76,21 +85,31 @@ func (g *Gate) serveProxied(w http.ResponseWriter, r *http.Request, rp *httputil
 	rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxiedKey{}, p)))
 }
 
+// invalidUpgrade reports whether h asks to switch protocols (Connection:
+// upgrade) to one whose name is not printable ASCII, which
+// httputil.ReverseProxy will not forward.
+func invalidUpgrade(h http.Header) bool {
+	upgrade := false
+	for _, v := range h["Connection"] {
+		for token := range strings.SplitSeq(v, ",") {
+			upgrade = upgrade || strings.EqualFold(strings.TrimSpace(token), "upgrade")
+		}
+	}
+	if !upgrade {
+		return false
+	}
+	for _, c := range []byte(h.Get("Upgrade")) {
+		if c < ' ' || c > '~' {
+			return true
+		}
+	}
+	return false
+}
+
 // requestURL is the absolute URL a browser asked the gateway for, with the
 // scheme and host a trusted proxy in front says it was asked for.
 func (g *Gate) requestURL(r *http.Request) *url.URL {
-	scheme, host := "http", r.Host
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if g.trusted(r) {
-		if p := lastValue(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
-			scheme = p
-		}
-		if h := lastValue(r.Header.Get("X-Forwarded-Host")); h != "" {
-			host = h
-		}
-	}
+	scheme, host := forwarded.Proxies(g.cfg.TrustedProxies).PublicOrigin(r)
 	u := parseOriginalURL(scheme + "://" + host + r.URL.RequestURI())
 	if u == nil {
 		// A Host header url.Parse refuses: the path alone is known.

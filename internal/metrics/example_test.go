@@ -14,7 +14,7 @@ import (
 )
 
 // Metrics are created before the session Manager, which reports its events
-// to them as an Observer.
+// and how its store writes fare to them as an Observer.
 func ExampleNew() {
 	registry := prometheus.NewRegistry()
 	m, err := metrics.New(registry)
@@ -44,6 +44,8 @@ func ExampleNew() {
 	for _, f := range families {
 		fmt.Println(f.GetName(), len(f.GetMetric()))
 	}
+	// A readiness check asks whether the store takes writes.
+	fmt.Println("store writes failing:", m.StoreWritesFailing())
 	// Output:
 	// sessionguard_http_request_duration_seconds 1
 	// sessionguard_logins_total 3
@@ -51,4 +53,6 @@ func ExampleNew() {
 	// sessionguard_sessions_ended_total 4
 	// sessionguard_sessions_renewed_total 1
 	// sessionguard_sessions_started_total 1
+	// sessionguard_store_write_failures_total 6
+	// store writes failing: <nil>
 }

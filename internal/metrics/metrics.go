@@ -1,10 +1,12 @@
 // Package metrics counts what sessionguard does, for Prometheus: sessions
 // started, renewed and ended (by reason), the sessions live right now, sign-in
-// attempts by result, and HTTP request latency by route.
+// attempts by result, session store writes that failed, and HTTP request
+// latency by route.
 //
-// A *Metrics is a session.Observer: give it to the session Manager's
-// Observers so that every session event is counted, also those of sessions
-// that time out while nobody uses them.
+// A *Metrics is a session.StoreWriteObserver: give it to the session
+// Manager's Observers so that every session event is counted, also those of
+// sessions that time out while nobody uses them, and so that it knows
+// whether the store takes writes (StoreWritesFailing, for readiness).
 package metrics
 
 import (
@@ -35,6 +37,9 @@ type Metrics struct {
 	ended    *prometheus.CounterVec
 	logins   *prometheus.CounterVec
 	requests *prometheus.HistogramVec
+
+	writeFailures *prometheus.CounterVec
+	writes        writeHealth
 
 	// observers are the children of requests already looked up, by
 	// requestLabels: a request then costs one lock-free map read instead of
@@ -77,6 +82,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			// milliseconds; the upper buckets are there to see them.
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "code"}),
+		writeFailures: newStoreWriteFailures(),
+		writes:        writeHealth{now: time.Now},
 	}
 	// Every reason and result is exported from the start, at zero, so that
 	// rate() works from the first event and a dashboard shows a line.
@@ -86,7 +93,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	for _, r := range []string{LoginSuccess, LoginFailure, LoginThrottled} {
 		m.logins.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.started, m.renewed, m.ended, m.logins, m.requests} {
+	for _, op := range storeWriteOps {
+		m.writeFailures.WithLabelValues(op)
+	}
+	for _, c := range []prometheus.Collector{m.started, m.renewed, m.ended, m.logins, m.requests, m.writeFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -151,3 +151,52 @@ func TestStatusClass(t *testing.T) {
 		}
 	}
 }
+
+// Failed store writes are counted by operation, and StoreWritesFailing
+// answers with an error from a failed write until one succeeds (or the
+// failure is a minute old with nothing tried since).
+func TestStoreWrites(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var _ session.StoreWriteObserver = m
+	now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	m.writes.now = func() time.Time { return now }
+	ctx := context.Background()
+	if v, ok := value(t, reg, "sessionguard_store_write_failures_total", "op", "end"); !ok || v != 0 {
+		t.Errorf("before any write: end failures %v (exported %v), want 0", v, ok)
+	}
+	if err := m.StoreWritesFailing(); err != nil {
+		t.Errorf("no write yet: %v", err)
+	}
+	m.StoreWrite(ctx, "touch", nil)
+	locked := errors.New("database is locked")
+	now = now.Add(time.Second)
+	m.StoreWrite(ctx, "end", locked)
+	m.StoreWrite(ctx, "end_expired", locked)
+	if err := m.StoreWritesFailing(); !errors.Is(err, locked) {
+		t.Errorf("after failed writes: %v, want the store's error", err)
+	}
+	if v, _ := value(t, reg, "sessionguard_store_write_failures_total", "op", "end"); v != 1 {
+		t.Errorf("end failures = %v, want 1", v)
+	}
+	if v, _ := value(t, reg, "sessionguard_store_write_failures_total", "op", "touch"); v != 0 {
+		t.Errorf("touch failures = %v, want 0", v)
+	}
+	now = now.Add(time.Second)
+	m.StoreWrite(ctx, "end_expired", nil)
+	if err := m.StoreWritesFailing(); err != nil {
+		t.Errorf("after a write succeeded: %v", err)
+	}
+	m.StoreWrite(ctx, "create", locked)
+	now = now.Add(writeFailureFresh - time.Nanosecond)
+	if err := m.StoreWritesFailing(); err == nil {
+		t.Error("a failure just under a minute old, nothing tried since: no error")
+	}
+	now = now.Add(time.Nanosecond)
+	if err := m.StoreWritesFailing(); err != nil {
+		t.Errorf("a failure a minute old, nothing tried since: %v", err)
+	}
+}

@@ -1,10 +1,15 @@
 package sqlitestore
 
 import (
+	"context"
+	"database/sql"
+	"errors"
 	"maps"
 	"sync"
 	"time"
 
+	"github.com/sessionguard/sessionguard/internal/coalesce"
+	"github.com/sessionguard/sessionguard/internal/dataversion"
 	"github.com/sessionguard/sessionguard/session"
 )
 
@@ -13,17 +18,23 @@ import (
 // database/sql and the Go translation of SQLite a Get costs tens of
 // microseconds, more than the rest of a request.
 //
-// Correctness rests on two rules. Every write this Store makes to a record
+// Correctness rests on three rules. Every write this Store makes to a record
 // drops that record from the cache before and after the write, and bumps
 // the epoch; a Get that read the database while any write happened does not
 // fill the cache, so a record read just before a logout cannot be put back
-// after it. Writes by other processes on the same file (the command line's
-// "user disable") are not seen until an entry is older than ttl, so they
-// take effect within ttl.
+// after it. Before every read the watch asks SQLite whether any other
+// connection (another process, or another Store on the file) has committed
+// since it last looked, and if so drops the records whose token stopped
+// working meanwhile, which End and Renew log in the same transaction: a
+// sign-out, revocation or renewal anywhere is seen by the next read. What
+// other connections change without ending a token (the last activity, the
+// data, a new session in a user's list) is seen once an entry is older than
+// ttl.
 type cache struct {
-	ttl time.Duration
-	max int
-	now func() time.Time
+	ttl   time.Duration
+	max   int
+	now   func() time.Time
+	watch *watch // nil in tests of the cache alone
 
 	mu      sync.Mutex
 	epoch   uint64
@@ -129,6 +140,42 @@ func (c *cache) forget(id string) {
 	clear(c.lists)
 }
 
+// forgetRecords drops the records with these public IDs and every cached
+// list, and bumps the epoch, as forget does for one.
+func (c *cache) forgetRecords(ids []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	for _, id := range ids {
+		if h, ok := c.byID[id]; ok {
+			delete(c.entries, h)
+			delete(c.byID, id)
+		}
+	}
+	clear(c.lists)
+}
+
+// clear drops everything and bumps the epoch.
+func (c *cache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	clear(c.entries)
+	clear(c.byID)
+	clear(c.lists)
+}
+
+// catchUp brings the cache up to date with what other connections have
+// committed before the call: it returns nil once every record whose token
+// stopped working by then is dropped. A caller that gets an error must
+// neither use the cache nor fill it.
+func (c *cache) catchUp(ctx context.Context) error {
+	if c == nil || c.watch == nil {
+		return nil
+	}
+	return c.watch.check.Run(ctx, c.watch.catchUp)
+}
+
 // getList returns a fresh cached list of user's sessions, a copy the caller
 // may change.
 func (c *cache) getList(user string, limit int) ([]session.Record, bool) {
@@ -176,4 +223,118 @@ func cloneRecords(recs []session.Record) []session.Record {
 		out[i] = rec
 	}
 	return out
+}
+
+// tokenChangesKept is how many rows of session_token_changes EndExpired
+// keeps. A watch that falls further behind than that (a process that served
+// no request while a thousand sessions ended elsewhere) cannot tell which
+// records to drop, and drops them all.
+const tokenChangesKept = 1000
+
+// logTokenChange records, inside the transaction of an End or a Renew, that
+// a record's token stopped working, for the watches of other connections.
+// EndExpired logs nothing: a record it deletes had passed its deadline, and
+// a cached copy anywhere has a deadline no later (the activity of a cached
+// copy never runs ahead of the file's), so the Manager refuses it anyway.
+const logTokenChange = `INSERT INTO session_token_changes (record_id) VALUES (?)`
+
+// watch learns what other connections wrote to the file. It asks SQLite for
+// the data version on a connection of its own (package dataversion), a few
+// microseconds, a fraction of a Get from the file; only when that changed
+// does it read the log of token changes, and drop from the cache the records
+// it names. Concurrent readers share one check (package coalesce: a reader
+// that arrives while a check is under way waits for the next, which begins
+// after it arrived), so a burst of requests pays for about one.
+type watch struct {
+	cache   *cache
+	check   *coalesce.Check // runs catchUp, one at a time
+	version *dataversion.Conn
+	changes *sql.Stmt // the token changes after a sequence number
+
+	// What the last successful check saw; read and written only by
+	// catchUp, which check runs one at a time.
+	lastVersion int64
+	lastSeq     int64
+}
+
+// newWatch starts watching for c, with a connection of db's that it keeps
+// until close.
+func newWatch(ctx context.Context, db *sql.DB, c *cache) (w *watch, err error) {
+	w = &watch{cache: c, check: coalesce.New()}
+	defer func() {
+		if err != nil {
+			w.close()
+		}
+	}()
+	if w.version, err = dataversion.Open(ctx, db); err != nil {
+		return nil, err
+	}
+	if w.changes, err = db.PrepareContext(ctx,
+		`SELECT seq, record_id FROM session_token_changes WHERE seq > ? ORDER BY seq`); err != nil {
+		return nil, err
+	}
+	// The version first: a change committed between the two reads is
+	// then read again, harmlessly, by the next check.
+	if w.lastVersion, err = w.version.Read(ctx); err != nil {
+		return nil, err
+	}
+	err = db.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM session_token_changes`).Scan(&w.lastSeq)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// catchUp is one check: see whether anyone else committed, and if so drop
+// the records whose token changed since the last check.
+func (w *watch) catchUp(ctx context.Context) error {
+	version, err := w.version.Read(ctx)
+	if err != nil {
+		return err
+	}
+	if version == w.lastVersion {
+		return nil
+	}
+	rows, err := w.changes.QueryContext(ctx, w.lastSeq)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var ids []string
+	first, last := int64(0), w.lastSeq
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&last, &id); err != nil {
+			return err
+		}
+		if first == 0 {
+			first = last
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	switch {
+	case first > w.lastSeq+1:
+		// EndExpired pruned changes this watch had not read: which
+		// records they named is lost.
+		w.cache.clear()
+	case len(ids) > 0:
+		w.cache.forgetRecords(ids)
+	}
+	w.lastVersion, w.lastSeq = version, last
+	return nil
+}
+
+// close releases the watch's statement and connection.
+func (w *watch) close() error {
+	var errs []error
+	if w.changes != nil {
+		errs = append(errs, w.changes.Close())
+	}
+	if w.version != nil {
+		errs = append(errs, w.version.Close())
+	}
+	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -89,9 +90,87 @@ func TestCacheSeesOwnWrites(t *testing.T) {
 	}
 }
 
-// Another process's changes (the command line revoking a session) are seen
-// once the cached entry is older than the TTL.
-func TestCacheSeesOtherProcessWithinTTL(t *testing.T) {
+// openCached opens a Store on path whose cache keeps entries for an hour
+// by the clock the test moves, so that only the watch can make it drop one.
+func openCached(t *testing.T, path string, now *time.Time) *Store {
+	t.Helper()
+	s, err := Open(path, WithCache(time.Hour, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.cache.now = func() time.Time { return *now }
+	return s
+}
+
+// A session ended or renewed by another process (here another Store on the
+// file, with connections of its own, as the command line or a second server
+// has) is refused by the very next Get, however long the cache would keep
+// it: the watch sees that another connection wrote.
+func TestCacheSeesOtherProcessRevocationAtOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.db")
+	now := t0
+	server := openCached(t, path, &now)
+	cli := openPath(t, path)
+	ctx := context.Background()
+	ended, renewed, kept := record("cli-ended"), record("cli-renewed"), record("kept")
+	mustCreate(t, server, ended, renewed, kept)
+	for _, rec := range []session.Record{ended, renewed, kept} {
+		if _, err := server.Get(ctx, rec.TokenHash); err != nil { // cached now
+			t.Fatal(err)
+		}
+	}
+
+	if _, err := cli.End(ctx, ended.ID, session.Ending{Reason: session.ReasonRevoked, At: t0, KeepUntil: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.Get(ctx, ended.TokenHash); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Get right after another process ended the session = %v, want ErrNotFound", err)
+	}
+	newHash := hashOf("cli-renewed-again")
+	if err := cli.Renew(ctx, renewed.ID, renewed.TokenHash, newHash, t0, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.Get(ctx, renewed.TokenHash); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Get of the old token right after another process renewed it = %v, want ErrNotFound", err)
+	}
+	if _, err := server.Get(ctx, newHash); err != nil {
+		t.Fatalf("Get of the new token: %v", err)
+	}
+
+	// What ended elsewhere is dropped one by one; the rest stays cached.
+	if _, ok := server.cache.get(kept.TokenHash); !ok {
+		t.Error("a session nobody changed was dropped from the cache")
+	}
+}
+
+// A user's cached list drops a session another process ended at once.
+func TestListCacheSeesOtherProcessRevocationAtOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.db")
+	now := t0
+	server := openCached(t, path, &now)
+	cli := openPath(t, path)
+	rec := record("list-cli")
+	mustCreate(t, server, rec)
+	listIDs(t, server, rec.UserID) // cached now
+	if _, err := cli.End(context.Background(), rec.ID, session.Ending{Reason: session.ReasonRevoked, At: t0, KeepUntil: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := listIDs(t, server, rec.UserID); len(got) != 0 {
+		t.Fatalf("List right after another process ended the session = %v, want none", got)
+	}
+
+	epoch := server.cache.currentEpoch()
+	server.cache.forget("") // a write finished while the list was read
+	server.cache.putList(rec.UserID, -1, []session.Record{rec}, epoch)
+	if _, ok := server.cache.getList(rec.UserID, -1); ok {
+		t.Error("the cache kept a list read while a write happened")
+	}
+}
+
+// What another process changes without ending a token (a touch, the data)
+// is seen once the cached entry is older than the TTL.
+func TestCacheSeesOtherProcessActivityWithinTTL(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shared.db")
 	server, err := Open(path, WithCache(time.Second, 100))
 	if err != nil {
@@ -102,17 +181,58 @@ func TestCacheSeesOtherProcessWithinTTL(t *testing.T) {
 	server.cache.now = func() time.Time { return now }
 	cli := openPath(t, path)
 	ctx := context.Background()
-	rec := record("cli")
+	rec := record("touched")
 	mustCreate(t, server, rec)
-	if _, err := server.Get(ctx, rec.TokenHash); err != nil {
+	server.Get(ctx, rec.TokenHash) // cached now
+	if err := cli.Touch(ctx, rec.ID, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cli.End(ctx, rec.ID, session.Ending{Reason: session.ReasonRevoked, At: t0, KeepUntil: t0.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
+	if got, _ := server.Get(ctx, rec.TokenHash); !got.LastActivity.Equal(t0) {
+		t.Errorf("within the TTL: last activity %v, want the cached %v", got.LastActivity, t0)
 	}
 	now = now.Add(time.Second)
-	if _, err := server.Get(ctx, rec.TokenHash); !errors.Is(err, session.ErrNotFound) {
-		t.Fatalf("a revocation by another process is not seen after the TTL: %v", err)
+	if got, _ := server.Get(ctx, rec.TokenHash); !got.LastActivity.Equal(t0.Add(time.Minute)) {
+		t.Errorf("after the TTL: last activity %v, want %v", got.LastActivity, t0.Add(time.Minute))
+	}
+}
+
+// A watch that fell behind by more token changes than the log keeps cannot
+// tell which records to drop, so it drops them all.
+func TestCacheWatchFallenBehindDropsEverything(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.db")
+	now := t0
+	server := openCached(t, path, &now)
+	cli := openPath(t, path)
+	ctx := context.Background()
+	kept, probe := record("kept-behind"), record("probe-behind")
+	mustCreate(t, server, kept, probe)
+	server.Get(ctx, kept.TokenHash) // cached now
+
+	// Others end more sessions than the log keeps, and a sweep prunes it,
+	// while this server reads nothing.
+	ending := session.Ending{Reason: session.ReasonLogout, At: t0, KeepUntil: t0.Add(time.Hour)}
+	for i := range tokenChangesKept + 2 {
+		rec := record(fmt.Sprint("behind-", i))
+		mustCreate(t, cli, rec)
+		if _, err := cli.End(ctx, rec.ID, ending); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cli.EndExpired(ctx, t0, time.Hour, 10); err != nil {
+		t.Fatal(err)
+	}
+	var rows int
+	if err := cli.read.QueryRow(`SELECT count(*) FROM session_token_changes`).Scan(&rows); err != nil || rows != tokenChangesKept {
+		t.Fatalf("the sweep left %d token changes, %v; want %d", rows, err, tokenChangesKept)
+	}
+	if _, err := server.Get(ctx, probe.TokenHash); err != nil { // the catch-up
+		t.Fatal(err)
+	}
+	if want := int64(tokenChangesKept + 2); server.cache.watch.lastSeq != want {
+		t.Errorf("the watch read up to change %d, want %d", server.cache.watch.lastSeq, want)
+	}
+	if _, ok := server.cache.get(kept.TokenHash); ok {
+		t.Error("after falling behind the log, the watch kept a cached record it could not vouch for")
 	}
 }
 

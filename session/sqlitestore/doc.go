@@ -39,6 +39,10 @@
 // time, and waits up to five seconds for it (busy_timeout) before failing.
 // End's exactly-once rule holds across processes, because the record is
 // deleted and its deletion returned in one statement inside a write
-// transaction. The file must be on a local disk: SQLite's locking does not
-// work over network file systems.
+// transaction. A sign-out, revocation or renewal made by any of them is
+// refused by every other at once, although each keeps recently read records
+// in memory (see WithCache): before a read from memory the Store asks SQLite
+// whether another connection has committed (PRAGMA data_version), and drops
+// the records whose token stopped working. The file must be on a local disk:
+// SQLite's locking does not work over network file systems.
 package sqlitestore

@@ -47,6 +47,12 @@ var migrations = []string{
 		keep_until INTEGER NOT NULL
 	) STRICT, WITHOUT ROWID;
 	CREATE INDEX session_ended_keep_until ON session_ended (keep_until);`,
+	// 2: the log of records whose token stopped working, which tells the
+	// caches of other connections what to drop (see watch in cache.go).
+	`CREATE TABLE session_token_changes (
+		seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+		record_id TEXT    NOT NULL
+	) STRICT;`,
 }
 
 // migrate brings the session tables to the newest version, all in one write

@@ -56,10 +56,15 @@ type options struct {
 
 // WithCache sets how long a record read from the file may be served from
 // memory, and how many records are kept. The default is one second and
-// 100,000 records. Changes this Store makes are seen at once whatever the
-// TTL; changes made by another process on the same file (the command line
-// ending a user's sessions) are seen within the TTL. A ttl of zero or less
-// turns the cache off, so every session check reads the file.
+// 100,000 records. Whatever the TTL, a session that ends or gets a new token
+// is refused at once, wherever that happened: in this Store, or in another
+// process on the same file (the command line ending a user's sessions,
+// another server's sign-out). Before every read the Store asks SQLite
+// whether another connection has written (PRAGMA data_version, a few
+// microseconds), and drops what ended. Other changes made elsewhere (a
+// session's last activity, its data, a user's new session in List) are seen
+// within the TTL. A ttl of zero or less turns the cache off, so every
+// session check reads the file.
 func WithCache(ttl time.Duration, size int) Option {
 	return func(o *options) { o.cacheTTL, o.cacheSize = ttl, size }
 }
@@ -118,12 +123,19 @@ func Open(path string, opts ...Option) (*Store, error) {
 		s.write.Close()
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
-	s.read.SetMaxOpenConns(readers)
-	s.read.SetMaxIdleConns(readers)
+	// One more connection for the cache's watch, which keeps it.
+	s.read.SetMaxOpenConns(readers + 1)
+	s.read.SetMaxIdleConns(readers + 1)
 
 	if err := s.prepare(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	if s.cache != nil {
+		if s.cache.watch, err = newWatch(context.Background(), s.read, s.cache); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+		}
 	}
 	return s, nil
 }
@@ -244,6 +256,9 @@ func (s *Store) prepare() error {
 // Close closes the Store's connections. Calls after Close fail.
 func (s *Store) Close() error {
 	var errs []error
+	if s.cache != nil && s.cache.watch != nil {
+		errs = append(errs, s.cache.watch.close())
+	}
 	for _, st := range []*sql.Stmt{s.get, s.ended, s.touch, s.saveData, s.renew, s.listUser} {
 		if st != nil {
 			errs = append(errs, st.Close())
@@ -307,8 +322,13 @@ func (s *Store) Create(ctx context.Context, rec session.Record) error {
 // Get returns the record whose token hashes to h, expired or not (the
 // Manager judges expiry), or session.ErrNotFound.
 func (s *Store) Get(ctx context.Context, h session.TokenHash) (session.Record, error) {
-	if rec, ok := s.cache.get(h); ok {
-		return rec, nil
+	// A cache that could not catch up is neither read nor filled; the
+	// file, asked next, most likely fails the same way.
+	cached := s.cache.catchUp(ctx) == nil
+	if cached {
+		if rec, ok := s.cache.get(h); ok {
+			return rec, nil
+		}
 	}
 	epoch := s.cache.currentEpoch()
 	rec, err := scanRecord(s.get.QueryRowContext(ctx, h[:]))
@@ -318,7 +338,9 @@ func (s *Store) Get(ctx context.Context, h session.TokenHash) (session.Record, e
 	if err != nil {
 		return session.Record{}, wrap("get", err)
 	}
-	s.cache.put(rec, epoch)
+	if cached {
+		s.cache.put(rec, epoch)
+	}
 	return rec, nil
 }
 
@@ -360,11 +382,22 @@ func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash
 	}
 	s.cache.forget(id)
 	defer s.cache.forget(id)
-	res, err := s.renew.ExecContext(ctx, new[:], auth, last, id, old[:])
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap("renew", err)
+	}
+	defer tx.Rollback() // a no-op after Commit
+	res, err := tx.StmtContext(ctx, s.renew).ExecContext(ctx, new[:], auth, last, id, old[:])
 	if isUniqueViolation(err) {
 		return session.ErrConflict
 	}
-	return affectedOne("renew", res, err)
+	if err := affectedOne("renew", res, err); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, logTokenChange, id); err != nil {
+		return wrap("renew", err)
+	}
+	return wrap("renew", tx.Commit())
 }
 
 // End deletes the record id and keeps why it ended until e.KeepUntil. It
@@ -401,6 +434,9 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (rec sessi
 		return session.Record{}, wrap("end", err)
 	}
 	if _, err = tx.ExecContext(ctx, insertEnded, rec.TokenHash[:], string(e.Reason), at, keep); err != nil {
+		return session.Record{}, wrap("end", err)
+	}
+	if _, err = tx.ExecContext(ctx, logTokenChange, id); err != nil {
 		return session.Record{}, wrap("end", err)
 	}
 	if err = tx.Commit(); err != nil {
@@ -453,7 +489,8 @@ const insertExpiredEndings = `WITH batch AS (
 // EndExpired ends up to limit records whose deadline is at or before now,
 // oldest deadline first, keeping their ended-token records until keep after
 // their expiry, and deletes up to limit ended-token records whose KeepUntil
-// is before now (an ending is kept until KeepUntil, inclusive). Each call is
+// is before now (an ending is kept until KeepUntil, inclusive), and trims
+// the log of token changes to its last tokenChangesKept rows. Each call is
 // one write transaction, so a small limit (hundreds) keeps other writers
 // waiting for milliseconds only; readers never wait. limit must be positive
 // and keep not negative.
@@ -529,6 +566,10 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 		(SELECT token_hash FROM session_ended WHERE keep_until < ? LIMIT ?)`, n, limit); err != nil {
 		return nil, wrap("end expired", err)
 	}
+	if _, err = tx.ExecContext(ctx, `DELETE FROM session_token_changes
+		WHERE seq <= (SELECT max(seq) FROM session_token_changes) - ?`, tokenChangesKept); err != nil {
+		return nil, wrap("end expired", err)
+	}
 	if err = tx.Commit(); err != nil {
 		return nil, wrap("end expired", err)
 	}
@@ -565,12 +606,15 @@ func (s *Store) List(ctx context.Context, userID string, limit int) ([]session.R
 			ORDER BY created_at, id LIMIT ?`, limit)
 		return scanRecords(rows, err)
 	}
-	if recs, ok := s.cache.getList(userID, limit); ok {
-		return recs, nil
+	cached := s.cache.catchUp(ctx) == nil
+	if cached {
+		if recs, ok := s.cache.getList(userID, limit); ok {
+			return recs, nil
+		}
 	}
 	epoch := s.cache.currentEpoch()
 	recs, err := scanRecords(s.listUser.QueryContext(ctx, userID, limit))
-	if err == nil {
+	if err == nil && cached {
 		s.cache.putList(userID, limit, recs, epoch)
 	}
 	return recs, err

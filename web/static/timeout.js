@@ -282,8 +282,17 @@
   // browser storage (the unattended device is the threat), and come back
   // after the same user signs in again.
   const forms = () => Array.from(document.querySelectorAll(PRESERVE));
+  // What the page says of a field. The server drops secret fields by these
+  // marks and by name, whatever it is sent; this script sends none it knows.
+  const marks = (e) => [e.type === 'password' ? 'password' : '', e.getAttribute('autocomplete') || '',
+    e.closest('[data-sessionguard-sensitive]') ? 'sensitive' : ''].join(' ').trim();
   const keep = (e) => e.name && !/^(password|file|hidden|submit|button|reset|image|select-multiple)$/.test(e.type) &&
-    !/csrf|xsrf|token|secret|passw/i.test(e.name) && !/one-time-code|^cc-/.test(e.autocomplete || '');
+    !/csrf|xsrf|token|secret|passw/i.test(e.name) && !/one-time-code|(^|\s)cc-|sensitive/i.test(marks(e));
+  const markSet = (f) => {
+    const out = {};
+    for (const e of f.elements) if (keep(e) && marks(e)) out[e.name] = marks(e);
+    return out;
+  };
   const fields = (f) => {
     const out = {};
     for (const e of f.elements) {
@@ -300,7 +309,7 @@
       const fs = fields(f), s = JSON.stringify(fs);
       if (s === (saved[f.id] || initial[f.id])) continue; // nothing unsaved
       saved[f.id] = s;
-      send('POST', DRAFTS, true, { form: f.id, path: location.pathname, fields: fs }).catch(() => { delete saved[f.id]; });
+      send('POST', DRAFTS, true, { form: f.id, path: location.pathname, fields: fs, marks: markSet(f) }).catch(() => { delete saved[f.id]; });
     }
   }
   function dropDrafts(only) {
