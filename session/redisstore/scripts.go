@@ -280,12 +280,33 @@ return {0}
 // score is stale (then it corrects the score, which moves the entry out of
 // that range), and then those of now's own millisecond, which need the exact
 // comparison and may stay.
+// It also writes each ended record's ended-token record, in the same
+// script: written afterwards, a request presenting the token between the
+// two would find neither the session nor why it ended, and its user would
+// be told nothing. EndExpired writes them again with the same values.
 // KEYS: deadline index. ARGV: prefix, "1", now (ns), now (ms, rounded down),
-// limit.
+// limit, how long to keep ended-token records (ns; empty: not here).
 // Returns the fields of each record it ended.
 var expireBatchScript = newScript(prelude + `
 local now, nowMs, limit = split(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local out = {}
+-- keepEnding records why the record of fields f ended: the earlier of its
+-- deadlines, absolute when they coincide.
+local function keepEnding(f)
+  if ARGV[6] == '' then return end
+  local r = {}
+  for i = 1, #f, 2 do r[f[i]] = f[i + 1] end
+  if not r.th then return end
+  local idle, abs = add(split(r.la), split(r.it)), add(split(r.aa), split(r.at))
+  local reason, at = 'idle', idle
+  if not before(idle, abs) then reason, at = 'absolute', abs end
+  local ku = add(at, split(ARGV[6]))
+  local ek = P .. 'e:' .. r.th
+  redis.call('HSET', ek, 'r', reason, 'at', string.format('%d%09d', at[1], at[2]),
+    'ku', string.format('%d%09d', ku[1], ku[2]))
+  redis.call('PEXPIREAT', ek, msCeil(ku))
+  redis.call('ZADD', P .. 'ended', msFloor(ku), r.th)
+end
 -- visit handles one entry and says whether it stayed in the index at nowMs.
 local function visit(ref)
   local tag, id = string.match(ref, '^({u:[^}]*}):s:(.*)$')
@@ -296,6 +317,7 @@ local function visit(ref)
   local f, score = expireOne(P .. ref, P .. tag .. ':idx', id, now)
   if f then
     out[#out + 1] = f
+    keepEnding(f)
     redis.call('ZREM', KEYS[1], ref)
     return false
   end

@@ -611,7 +611,7 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	}
 	var recs []session.Record
 	if s.atomic {
-		recs, err = s.expireAtomic(ctx, nowNs, limit)
+		recs, err = s.expireAtomic(ctx, nowNs, keep, limit)
 	} else {
 		recs, err = s.expireCluster(ctx, nowNs, limit)
 	}
@@ -642,13 +642,19 @@ const sweepChunk = 100
 // expireAtomic is EndExpired's search and end on one server: scripts of up
 // to sweepChunk records each, until limit records have ended or a script
 // finds fewer than it could end.
-func (s *Store) expireAtomic(ctx context.Context, nowNs int64, limit int) ([]session.Record, error) {
+func (s *Store) expireAtomic(ctx context.Context, nowNs int64, keep time.Duration, limit int) ([]session.Record, error) {
+	// The script keeps the ended-token records itself, unless keeping
+	// them "for ever" would need EndExpired's clamp to the largest time.
+	keepArg := ""
+	if keep < 100*365*24*time.Hour {
+		keepArg = strconv.FormatInt(int64(keep), 10)
+	}
 	var recs []session.Record
 	var errs []error
 	for len(recs) < limit {
 		chunk := min(limit-len(recs), sweepChunk)
 		reply, err := s.run(ctx, expireBatchScript, true, []string{s.deadlinesKey},
-			s.prefix, s.mode, itoa(nowNs), msFloor(nowNs), chunk).Slice()
+			s.prefix, s.mode, itoa(nowNs), msFloor(nowNs), chunk, keepArg).Slice()
 		if err != nil {
 			errs = append(errs, wrap("end expired", err))
 			break

@@ -105,3 +105,41 @@ func (c *sweepCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 		return next(ctx, cmds)
 	}
 }
+
+// TestTheSweepKeepsTheReasonAtOnce: on one server, the script that ends an
+// expired session also records why, so that a request presenting its token
+// while EndExpired runs is told "idle" or "absolute", never nothing.
+func TestTheSweepKeepsTheReasonAtOnce(t *testing.T) {
+	s, _ := newTestStore(t, atomicForm)
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Millisecond)
+	p := session.Policy{IdleTimeout: time.Minute, AbsoluteTimeout: time.Hour}
+	idle := storetest.NewRecord("alice", now, p)
+	absolute := storetest.NewRecord("bob", now, session.Policy{IdleTimeout: time.Hour, AbsoluteTimeout: time.Hour})
+	for _, rec := range []session.Record{idle, absolute} {
+		if err := s.Create(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Only the script, as the first half of EndExpired.
+	recs, err := s.expireAtomic(ctx, now.Add(2*time.Hour).UnixNano(), 24*time.Hour, 10)
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("expireAtomic: %d records, %v", len(recs), err)
+	}
+	for _, tc := range []struct {
+		rec    session.Record
+		reason session.EndReason
+		at     time.Time
+	}{
+		{idle, session.ReasonIdle, now.Add(time.Minute)},
+		{absolute, session.ReasonAbsolute, now.Add(time.Hour)},
+	} {
+		e, err := s.Ended(ctx, tc.rec.TokenHash)
+		if err != nil {
+			t.Fatalf("%s: no ended-token record right after the script: %v", tc.rec.UserID, err)
+		}
+		if e.Reason != tc.reason || !e.At.Equal(tc.at) || !e.KeepUntil.Equal(tc.at.Add(24*time.Hour)) {
+			t.Errorf("%s: ended %+v, want %s at %v kept a day", tc.rec.UserID, e, tc.reason, tc.at)
+		}
+	}
+}
