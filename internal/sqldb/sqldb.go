@@ -23,11 +23,14 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"modernc.org/sqlite"               // registers the "sqlite" driver
+
+	"github.com/sessionguard/sessionguard/internal/dataversion"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -62,6 +65,69 @@ type DB struct {
 
 	// name is the DSN with any password removed, for String.
 	name string
+
+	// uri opens another pool on the same SQLite file (empty for
+	// PostgreSQL), for the data-version connection.
+	uri     string
+	version versionWatch
+}
+
+// versionWatch is a SQLite connection of its own, opened on first use and
+// kept until Close, that tells whether anyone else has committed.
+type versionWatch struct {
+	once sync.Once
+	mu   sync.Mutex // a dataversion.Conn serves one caller at a time
+	pool *sql.DB
+	conn *dataversion.Conn
+	err  error
+}
+
+// DataVersion returns SQLite's PRAGMA data_version as seen by a connection
+// kept for it: the value changes whenever any other connection, of this
+// process or another, has committed since the previous call. It lets a
+// cache of the database's rows stay exact across processes for the price
+// of a pragma. ok is false for PostgreSQL, which has no such thing.
+func (db *DB) DataVersion(ctx context.Context) (version int64, ok bool, err error) {
+	if db.uri == "" {
+		return 0, false, nil
+	}
+	w := &db.version
+	w.once.Do(func() {
+		// A pool of its own, so that the kept connection is never one
+		// that queries wait for.
+		if w.pool, w.err = sql.Open("sqlite", db.uri); w.err != nil {
+			return
+		}
+		w.pool.SetMaxOpenConns(1)
+		w.conn, w.err = dataversion.Open(ctx, w.pool)
+	})
+	if w.err != nil {
+		return 0, true, fmt.Errorf("sqldb: watching for other connections' commits: %w", w.err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.conn == nil {
+		return 0, true, errors.New("sqldb: the database is closed")
+	}
+	version, err = w.conn.Read(ctx)
+	return version, true, err
+}
+
+// Close closes the database and the data-version connection, if one was
+// opened.
+func (db *DB) Close() error {
+	w := &db.version
+	w.mu.Lock()
+	if w.conn != nil {
+		w.conn.Close()
+		w.conn = nil
+	}
+	if w.pool != nil {
+		w.pool.Close()
+		w.pool = nil
+	}
+	w.mu.Unlock()
+	return db.DB.Close()
 }
 
 // String returns the DSN the database was opened with, any password
@@ -167,7 +233,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("sqldb: sqlite %s: %w", path, err)
 	}
-	return &DB{DB: sdb, Dialect: SQLite, name: "sqlite:" + path}, nil
+	return &DB{DB: sdb, Dialect: SQLite, name: "sqlite:" + path, uri: fileURI(abs) + "?" + sqlitePragmas}, nil
 }
 
 // createPrivate creates the database file, if it does not exist, readable and

@@ -416,3 +416,62 @@ func TestIsUniqueViolation(t *testing.T) {
 		}
 	})
 }
+
+// TestDataVersionSeesOtherCommits: the data version moves when another
+// connection (here another process's pool on the same file) commits, and
+// only then; PostgreSQL has none.
+func TestDataVersionSeesOtherCommits(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v.db")
+	a, err := sqldb.Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sqldb.Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	read := func() int64 {
+		t.Helper()
+		v, ok, err := a.DataVersion(ctx)
+		if !ok || err != nil {
+			t.Fatalf("DataVersion: ok %v, %v", ok, err)
+		}
+		return v
+	}
+	first := read()
+	if read() != first {
+		t.Fatal("the data version moved with no commit")
+	}
+	if _, err := b.ExecContext(ctx, `CREATE TABLE t (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	second := read()
+	if second == first {
+		t.Fatal("another connection's commit did not move the data version")
+	}
+	// a's own pool counts as another connection too.
+	if _, err := a.ExecContext(ctx, `INSERT INTO t VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	if read() == second {
+		t.Fatal("a commit of the database's own pool did not move the data version")
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.DataVersion(ctx); err == nil {
+		t.Error("DataVersion after Close gave no error")
+	}
+
+	for _, d := range sqldbtest.Dialects {
+		if d == sqldb.SQLite {
+			continue
+		}
+		db := sqldbtest.Open(t, d)
+		if _, ok, err := db.DataVersion(ctx); ok || err != nil {
+			t.Errorf("%s: DataVersion ok %v, %v; want none", d, ok, err)
+		}
+	}
+}
