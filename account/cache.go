@@ -113,18 +113,18 @@ func (c *userCache) catchUp(ctx context.Context) error {
 // fraction of the query: when nobody else has committed anything, the
 // counter cannot have moved.
 func (c *userCache) emptyIfChanged(ctx context.Context) error {
-	dv, watched, err := c.db.DataVersion(ctx)
-	if err != nil {
-		return err
-	}
-	if watched && dv == c.dataVersion {
+	// The pragma only saves work: if it fails, the counter still answers.
+	dv, watched, dvErr := c.db.DataVersion(ctx)
+	if dvErr == nil && watched && dv == c.dataVersion {
 		return nil
 	}
 	var n int64
 	if err := c.readVersion(ctx, &n); err != nil {
 		return err
 	}
-	c.dataVersion = dv
+	if dvErr == nil {
+		c.dataVersion = dv
+	}
 	if n != c.version {
 		c.mu.Lock()
 		c.epoch++
