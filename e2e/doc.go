@@ -1,7 +1,7 @@
 // Package e2e holds sessionguard's end-to-end tests: the real server binary,
 // built from ./cmd/sessionguard and started as a process with short real
 // timeouts, driven by a real headless Chromium through chromedp. They prove
-// the browser side of timeouts (issue 4): the warning dialog and its
+// the browser side of timeouts: the warning dialog and its
 // accessibility, "Stay signed in", tabs in step, expiry and the sign-in
 // page's reason, Back after sign-out, drafts that survive a timeout, and
 // background tabs that catch up; and, through a real nginx in front of an

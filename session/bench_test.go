@@ -37,13 +37,13 @@ func BenchmarkMiddleware(b *testing.B) {
 			if _, ok := store.Store.(session.InMemoryStore); ok {
 				configured = inMemoryCountingStore{store} // keep the ability the wrapper hides
 			}
-			m, err := session.New(session.Config{Store: configured, Clock: clock, SweepInterval: -1})
+			m, err := session.New(session.Config{Store: configured, Clock: clock, SweepInterval: session.SweepOff})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer m.Close()
 			w := httptest.NewRecorder()
-			if _, err := m.Login(w, httptest.NewRequest("POST", "/", nil), "alice", session.Policy{}); err != nil {
+			if _, err := m.Login(w, httptest.NewRequest("POST", "/", nil), "alice", session.LoginOptions{}); err != nil {
 				b.Fatal(err)
 			}
 			cookie := w.Result().Cookies()[0]

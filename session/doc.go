@@ -21,13 +21,24 @@
 //	mux := http.NewServeMux()
 //	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
 //		// ... check the password, then:
-//		sessions.Login(w, r, "alice", session.Policy{})
+//		if _, err := sessions.Login(w, r, "alice", session.LoginOptions{}); err != nil {
+//			http.Error(w, "Sign-in failed; try again.", http.StatusServiceUnavailable)
+//		}
 //	})
 //	mux.Handle("GET /", sessions.Require(http.HandlerFunc(home)))
 //	mux.Handle("GET /status", session.Passive(sessions.Require(http.HandlerFunc(status))))
 //	http.ListenAndServe("localhost:8080", sessions.Handler(mux))
 //
-// Inside a handler, FromContext returns the request's *Session.
+// Inside a handler, FromContext returns the request's *Session; on a route
+// without one it returns nil, whose methods are safe (UserID is "").
+//
+// Data: a session holds small string values (Set, Get, Pop for a flash
+// message shown once, Keys, Clear, and Int, Time and JSON helpers), at most
+// Config.MaxDataBytes (16 KiB) in all. Requests of one session may write
+// different keys at once: the Manager writes by compare-and-set and retries,
+// so no write is lost. Start gives an anonymous visitor a session of their
+// own (a cart before sign-in); Login always issues a new token and carries
+// over the keys named in LoginOptions.Keep.
 //
 // Activity: every request with a session counts as activity except passive
 // ones: those with the header "Session-Activity: passive", prefetches, and
@@ -44,4 +55,9 @@
 // out while nobody uses it (the Manager's sweeper finds it within about a
 // second). A browser that presents an ended token is told why through
 // EndedReason.
+//
+// Stores: the Manager owns the clock and the timeout rule. It computes each
+// session's expiry and hands it to the Store, which only keeps it; see
+// Store for the contract and package storetest for the suite that checks a
+// store against it.
 package session

@@ -28,7 +28,7 @@ func Example() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
 		// Check the user's password here; then:
-		if _, err := sessions.Login(w, r, "alice", session.Policy{}); err != nil {
+		if _, err := sessions.Login(w, r, "alice", session.LoginOptions{}); err != nil {
 			http.Error(w, "Sign-in failed; try again.", http.StatusInternalServerError)
 		}
 	})
@@ -88,7 +88,7 @@ func ExampleEndedReason() {
 	sessions, _ := session.New(session.Config{Store: memstore.New(), Clock: clock})
 	defer sessions.Close()
 	w := httptest.NewRecorder()
-	sessions.Login(w, httptest.NewRequest("POST", "/login", nil), "alice", session.Policy{})
+	sessions.Login(w, httptest.NewRequest("POST", "/login", nil), "alice", session.LoginOptions{})
 	cookie := w.Header().Get("Set-Cookie")
 	clock.Advance(31 * time.Minute) // past the default 30-minute idle timeout
 
@@ -112,11 +112,11 @@ func ExampleEndedReason() {
 
 // Ending a user's other sessions, for example after a password change.
 func ExampleManager_RevokeUser() {
-	sessions, _ := session.New(session.Config{Store: memstore.New(), SweepInterval: -1})
+	sessions, _ := session.New(session.Config{Store: memstore.New(), SweepInterval: session.SweepOff})
 	defer sessions.Close()
 	var current *session.Session
 	for range 3 {
-		current, _ = sessions.Login(httptest.NewRecorder(), httptest.NewRequest("POST", "/login", nil), "alice", session.Policy{})
+		current, _ = sessions.Login(httptest.NewRecorder(), httptest.NewRequest("POST", "/login", nil), "alice", session.LoginOptions{})
 	}
 	n, _ := sessions.RevokeUser(context.Background(), "alice", current.ID())
 	left, _ := sessions.List(context.Background(), "alice", 0)
@@ -131,10 +131,10 @@ func ExampleObserverFunc() {
 			fmt.Println("session of", e.Session.UserID, "ended:", e.Reason)
 		}
 	})
-	sessions, _ := session.New(session.Config{Store: memstore.New(), SweepInterval: -1, Observers: []session.Observer{audit}})
+	sessions, _ := session.New(session.Config{Store: memstore.New(), SweepInterval: session.SweepOff, Observers: []session.Observer{audit}})
 	defer sessions.Close()
-	s, _ := sessions.Login(httptest.NewRecorder(), httptest.NewRequest("POST", "/login", nil), "alice", session.Policy{})
-	sessions.Revoke(context.Background(), s.ID())
+	s, _ := sessions.Login(httptest.NewRecorder(), httptest.NewRequest("POST", "/login", nil), "alice", session.LoginOptions{})
+	sessions.Revoke(context.Background(), "alice", s.ID())
 	// Output: session of alice ended: revoked
 }
 

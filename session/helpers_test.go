@@ -35,14 +35,14 @@ func (s *countingStore) Ended(ctx context.Context, h session.TokenHash) (session
 	return s.Store.Ended(ctx, h)
 }
 
-func (s *countingStore) Touch(ctx context.Context, id string, at time.Time) error {
+func (s *countingStore) Touch(ctx context.Context, id string, at time.Time, exp session.Expiry) error {
 	s.touches.Add(1)
-	return s.Store.Touch(ctx, id, at)
+	return s.Store.Touch(ctx, id, at, exp)
 }
 
-func (s *countingStore) SaveData(ctx context.Context, id string, data map[string]string) error {
+func (s *countingStore) SaveData(ctx context.Context, id string, old, data map[string]string) error {
 	s.saves.Add(1)
-	return s.Store.SaveData(ctx, id, data)
+	return s.Store.SaveData(ctx, id, old, data)
 }
 
 // recorder collects session events.
@@ -96,7 +96,7 @@ func newHarness(t *testing.T, configure func(*session.Config)) *harness {
 		Store:         store,
 		Clock:         clock,
 		Observers:     []session.Observer{events},
-		SweepInterval: -1,
+		SweepInterval: session.SweepOff,
 	}
 	if configure != nil {
 		configure(&cfg)
@@ -108,7 +108,7 @@ func newHarness(t *testing.T, configure func(*session.Config)) *harness {
 	t.Cleanup(func() { m.Close() })
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := m.Login(w, r, r.URL.Query().Get("user"), session.Policy{}); err != nil {
+		if _, err := m.Login(w, r, r.URL.Query().Get("user"), session.LoginOptions{}); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})

@@ -37,11 +37,11 @@ func (s *writeFailingStore) End(ctx context.Context, id string, e session.Ending
 	return s.Store.End(ctx, id, e)
 }
 
-func (s *writeFailingStore) Touch(ctx context.Context, id string, at time.Time) error {
+func (s *writeFailingStore) Touch(ctx context.Context, id string, at time.Time, exp session.Expiry) error {
 	if s.failWrites.Load() {
 		return errLocked
 	}
-	return s.Store.Touch(ctx, id, at)
+	return s.Store.Touch(ctx, id, at, exp)
 }
 
 func (s *writeFailingStore) EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]session.Ended, error) {
@@ -143,7 +143,7 @@ func TestStoreWriteObserver(t *testing.T) {
 	store.failWrites.Store(false)
 	id := currentID(t, h, tok)
 	h.do("POST", "/logout", tok)
-	if err := h.m.Revoke(context.Background(), id); !errors.Is(err, session.ErrNotFound) {
+	if err := h.m.RevokeAny(context.Background(), id); !errors.Is(err, session.ErrNotFound) {
 		t.Fatalf("Revoke of an ended session = %v", err)
 	}
 	want := []string{"create", "touch", "end: " + errLocked.Error(), "end_expired: " + errLocked.Error(), "end", "end"}

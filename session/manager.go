@@ -2,25 +2,31 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sessionguard/sessionguard/internal/forwarded"
 )
 
-// Config configures a Manager. Only Store is required.
+// Config configures a Manager. Only Store is required; every other zero
+// value means the default written on its field.
 type Config struct {
 	// Store keeps the sessions. Required. The caller opens it and closes it
 	// after closing the Manager.
 	Store Store
 
-	// Policy is the timeouts of a session when Login is given a zero Policy.
-	// The default is DefaultPolicy: 30 minutes idle, 12 hours absolute.
+	// Policy is the timeouts of a session whose Login sets none; a field
+	// left zero takes DefaultPolicy's. The default is DefaultPolicy: 30
+	// minutes idle, 12 hours absolute.
 	Policy Policy
 
 	// TouchInterval is the least time between two writes of a session's last
@@ -31,6 +37,11 @@ type Config struct {
 	// a twentieth of its idle timeout, at most one minute. A value larger than
 	// the idle timeout's twentieth is allowed but makes sessions end earlier.
 	TouchInterval time.Duration
+
+	// MaxDataBytes bounds a session's data: the bytes of all its keys and
+	// values. A write that would exceed it fails with ErrTooLarge. The data
+	// is read on every request of the session, so the default is 16 KiB.
+	MaxDataBytes int
 
 	// Cookie says how the token travels; the zero value is the secure default.
 	Cookie CookieConfig
@@ -48,8 +59,8 @@ type Config struct {
 
 	// SweepInterval is how often the Manager ends sessions that timed out
 	// while nobody used them, so that their end events come within about
-	// this interval plus the sweep's run time. The default is one second; a
-	// negative value turns the background sweeper off (call SweepExpired).
+	// this interval plus the sweep's run time. The default is one second;
+	// SweepOff turns the background sweeper off (then call SweepExpired).
 	SweepInterval time.Duration
 
 	// SweepBatch is how many sessions one store call of a sweep ends. The
@@ -68,24 +79,74 @@ type Config struct {
 	StoreTimeout time.Duration
 
 	// ClientIP returns the client address recorded with a session. The
-	// default is the host part of r.RemoteAddr; behind a proxy, supply one
-	// that trusts only that proxy's header.
+	// default, RemoteIP, is the host part of r.RemoteAddr; behind a proxy,
+	// use ClientIPBehind, which believes only that proxy's header.
 	ClientIP func(r *http.Request) string
 
 	// Unauthenticated answers requests that Require refuses for want of a
-	// session. EndedReason(r.Context()) tells why, when known. The default
-	// answers 401 with a short text.
+	// signed-in session. EndedReason(r.Context()) tells why, when known. The
+	// default answers 401, in JSON when the request accepts JSON.
 	Unauthenticated http.Handler
 
 	// StoreFailure answers requests that Require cannot decide because the
-	// store failed; nobody is treated as signed in. The default answers 503.
+	// store failed; nobody is treated as signed in. The default answers 503,
+	// in JSON when the request accepts JSON.
 	StoreFailure http.Handler
 
 	// ClearSiteData is the Clear-Site-Data header sent on Logout, so the
 	// browser drops what it kept of the signed-in user. The default is
-	// `"cache", "cookies", "storage"`; "-" sends none. Note that "cookies"
-	// clears the cookies of the whole registrable domain.
+	// `"cache", "cookies", "storage"`; ClearSiteDataOff sends none. Note that
+	// "cookies" clears the cookies of the whole registrable domain.
 	ClearSiteData string
+}
+
+// SweepOff, as Config.SweepInterval, turns the background sweeper off.
+const SweepOff time.Duration = -1
+
+// ClearSiteDataOff, as Config.ClearSiteData, sends no Clear-Site-Data header.
+const ClearSiteDataOff = "off"
+
+// DefaultMaxDataBytes is the default of Config.MaxDataBytes.
+const DefaultMaxDataBytes = 16 << 10
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	c.Policy = c.Policy.orDefaults(DefaultPolicy)
+	if c.MaxDataBytes == 0 {
+		c.MaxDataBytes = DefaultMaxDataBytes
+	}
+	if c.Clock == nil {
+		c.Clock = SystemClock
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = time.Second
+	}
+	if c.SweepBatch == 0 {
+		c.SweepBatch = 500
+	}
+	if c.EndedRetention == 0 {
+		c.EndedRetention = 24 * time.Hour
+	}
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = 3 * time.Second
+	}
+	if c.ClientIP == nil {
+		c.ClientIP = RemoteIP
+	}
+	if c.Unauthenticated == nil {
+		c.Unauthenticated = http.HandlerFunc(notSignedIn)
+	}
+	if c.StoreFailure == nil {
+		c.StoreFailure = http.HandlerFunc(storeUnavailable)
+	}
+	if c.ClearSiteData == "" {
+		c.ClearSiteData = `"cache", "cookies", "storage"`
+	}
+	c.Cookie = c.Cookie.withDefaults()
+	return c
 }
 
 // Manager creates, checks and ends sessions. It is safe for concurrent use.
@@ -93,8 +154,8 @@ type Manager struct {
 	store      Store
 	policy     Policy
 	touchEvery time.Duration
+	maxData    int
 	cookie     CookieConfig
-	cookieName string
 	clock      Clock
 	observers  []Observer
 	writeObs   []StoreWriteObserver // the observers that are, once each
@@ -115,17 +176,30 @@ type Manager struct {
 }
 
 // New returns a Manager for cfg, and starts its sweeper unless
-// cfg.SweepInterval is negative. Close stops it.
+// cfg.SweepInterval is SweepOff. Close stops it.
 func New(cfg Config) (*Manager, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("session: Config.Store is required")
+	}
+	if cfg.TouchInterval < 0 || cfg.MaxDataBytes < 0 || cfg.SweepBatch < 0 || cfg.EndedRetention < 0 || cfg.StoreTimeout < 0 {
+		return nil, errors.New("session: Config.TouchInterval, MaxDataBytes, SweepBatch, EndedRetention and StoreTimeout must not be negative")
+	}
+	if cfg.SweepInterval < 0 && cfg.SweepInterval != SweepOff {
+		return nil, fmt.Errorf("session: Config.SweepInterval must be positive, zero (the default) or SweepOff, got %v", cfg.SweepInterval)
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.Policy.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Cookie.validate(); err != nil {
+		return nil, err
 	}
 	m := &Manager{
 		store:      cfg.Store,
 		policy:     cfg.Policy,
 		touchEvery: cfg.TouchInterval,
+		maxData:    cfg.MaxDataBytes,
 		cookie:     cfg.Cookie,
-		cookieName: cfg.Cookie.cookieName(),
 		clock:      cfg.Clock,
 		observers:  cfg.Observers,
 		log:        cfg.Logger,
@@ -137,69 +211,72 @@ func New(cfg Config) (*Manager, error) {
 		failure:    cfg.StoreFailure,
 		clearSite:  cfg.ClearSiteData,
 	}
-	if m.policy == (Policy{}) {
-		m.policy = DefaultPolicy
-	}
-	if err := m.policy.Validate(); err != nil {
-		return nil, err
-	}
-	if m.touchEvery < 0 {
-		return nil, fmt.Errorf("session: TouchInterval must not be negative, got %v", m.touchEvery)
-	}
-	if m.cookie.SameSite == http.SameSiteNoneMode {
-		return nil, errors.New("session: SameSite=None would send the session cookie on cross-site requests; use Lax or Strict")
-	}
-	if m.clock == nil {
-		m.clock = SystemClock
-	}
 	for _, o := range m.observers {
 		if wo, ok := o.(StoreWriteObserver); ok {
 			m.writeObs = append(m.writeObs, wo)
 		}
 	}
-	if m.log == nil {
-		m.log = slog.Default()
-	}
-	if m.sweepBatch <= 0 {
-		m.sweepBatch = 500
-	}
-	if m.retention <= 0 {
-		m.retention = 24 * time.Hour
-	}
-	if m.timeout <= 0 {
-		m.timeout = 3 * time.Second
-	}
 	_, m.inMemory = cfg.Store.(InMemoryStore)
-	if m.clientIP == nil {
-		m.clientIP = remoteIP
-	}
-	if m.unauth == nil {
-		m.unauth = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "Not signed in: sign in and try again.", http.StatusUnauthorized)
-		})
-	}
-	if m.failure == nil {
-		m.failure = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "The session service is unavailable; try again in a moment.", http.StatusServiceUnavailable)
-		})
-	}
-	if m.clearSite == "" {
-		m.clearSite = `"cache", "cookies", "storage"`
-	}
 	if m.cookie.InsecureAllowHTTP {
 		m.log.Warn("INSECURE: session cookie sent without the Secure attribute; anyone on the network path can steal sessions. Use only for development over plain HTTP.",
-			"cookie", m.cookieName)
+			"cookie", m.cookie.Name)
 	}
-	interval := cfg.SweepInterval
-	if interval == 0 {
-		interval = time.Second
-	}
-	if interval > 0 {
+	if cfg.SweepInterval > 0 {
 		m.stopSweep = make(chan struct{})
 		m.sweepDone = make(chan struct{})
-		go m.sweepLoop(interval)
+		go m.sweepLoop(cfg.SweepInterval)
 	}
 	return m, nil
+}
+
+// notSignedIn is the default Config.Unauthenticated.
+func notSignedIn(w http.ResponseWriter, r *http.Request) {
+	writeError(w, r, http.StatusUnauthorized, "unauthenticated", "Not signed in: sign in and try again.")
+}
+
+// storeUnavailable is the default Config.StoreFailure.
+func storeUnavailable(w http.ResponseWriter, r *http.Request) {
+	writeError(w, r, http.StatusServiceUnavailable, "unavailable", "The session service is unavailable; try again in a moment.")
+}
+
+// writeError answers with status, as JSON {"error": code, "message": msg}
+// when the client accepts JSON (a script's fetch) and as text otherwise.
+// A request whose session ended says why, so that a script can tell the
+// user "signed out after 30 minutes of inactivity".
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	if !acceptsJSON(r) {
+		http.Error(w, msg, status)
+		return
+	}
+	body := struct {
+		Error   string    `json:"error"`
+		Message string    `json:"message"`
+		Reason  EndReason `json:"reason,omitempty"`
+	}{code, msg, EndedReason(r.Context())}
+	b, _ := json.Marshal(body) // strings only: cannot fail
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// acceptsJSON reports whether r asks for JSON before HTML: a fetch or an
+// API client, not a browser navigation.
+func acceptsJSON(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, _, _ := strings.Cut(part, ";")
+			switch strings.ToLower(strings.TrimSpace(mt)) {
+			case "application/json":
+				return true
+			case "text/html":
+				return false
+			}
+		}
+	}
+	return false
 }
 
 // Close stops the sweeper. It does not close the store.
@@ -213,11 +290,11 @@ func (m *Manager) Close() error {
 	return nil
 }
 
-// CookieName is the full name of the session cookie, prefix included.
-func (m *Manager) CookieName() string { return m.cookieName }
+// CookieName is the session cookie's name.
+func (m *Manager) CookieName() string { return m.cookie.Name }
 
-// DefaultPolicy is the policy sessions get when Login is given none.
-func (m *Manager) DefaultPolicy() Policy { return m.policy }
+// Policy is the policy sessions get when Login is given none.
+func (m *Manager) Policy() Policy { return m.policy }
 
 // TouchInterval is the least time between two writes of the last activity of
 // a session with policy p.
@@ -235,24 +312,99 @@ func (m *Manager) Ping(ctx context.Context) error {
 	return m.store.Ping(ctx)
 }
 
-// Login starts a new session for userID with policy p (a zero p means the
-// Manager's default policy), sets its cookie on w, and returns it. The token
-// is always new: a session the browser presented is ended first (as a
-// logout), so a token planted before login can never be adopted.
-// The request's context, when it went through Handler or Require, sees the
-// new session afterwards.
-func (m *Manager) Login(w http.ResponseWriter, r *http.Request, userID string, p Policy) (*Session, error) {
+// LoginOptions are the choices of one Login. The zero value is the usual
+// login: the Manager's policy, a cookie that ends with the browser, and no
+// data carried over.
+type LoginOptions struct {
+	// Policy is this session's timeouts; a field left zero takes the
+	// Manager's (Config.Policy).
+	Policy Policy
+
+	// RememberMe makes the cookie persistent: it survives the browser's
+	// restart, until the session's absolute deadline and never longer. The
+	// idle timeout still applies, so a remembered session left alone ends
+	// as any other. What it costs: the token stays on the device's disk,
+	// where anyone who can read the browser's profile can copy it until it
+	// ends. Offer it only where the user chooses it, on their own device.
+	RememberMe bool
+
+	// Keep names data keys of the session the request had (anonymous or
+	// signed in) to copy into the new one: a cart filled before signing in.
+	// Everything else of the old session ends with it.
+	Keep []string
+}
+
+// Login starts a new session for userID, sets its cookie on w, and returns
+// it. The token is always new: a session the browser presented (anonymous
+// or signed in) is ended first, as a logout, so a token planted before login
+// can never be adopted; the keys named by o.Keep are copied from it. The
+// request's context, when it went through Handler or Require, sees the new
+// session afterwards.
+func (m *Manager) Login(w http.ResponseWriter, r *http.Request, userID string, o LoginOptions) (*Session, error) {
 	if userID == "" {
 		return nil, errors.New("session: Login needs a user ID")
 	}
-	if p == (Policy{}) {
-		p = m.policy
-	}
+	p := o.Policy.orDefaults(m.policy)
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	return m.start(w, r, userID, p, o.RememberMe, o.Keep)
+}
+
+// Start returns the request's session, signed in or anonymous; when the
+// request has none, it starts an anonymous one (UserID "") and sets its
+// cookie on w. An anonymous session keeps data for a visitor who has not
+// signed in, such as a cart or a flash message, with the Manager's
+// timeouts; Require does not let it through. Login replaces it with a
+// signed-in session under a new token, carrying over the keys it is told to.
+//
+// Called after Logout in the same request, Start begins a new anonymous
+// session, so that a message such as "you were signed out" can follow the
+// user to the next page; the Clear-Site-Data header then spares cookies.
+func (m *Manager) Start(w http.ResponseWriter, r *http.Request) (*Session, error) {
 	st := m.requestState(r)
+	s, _, err := st.get()
+	switch {
+	case s != nil:
+		return s, nil
+	case err != nil:
+		return nil, err
+	}
+	if v := w.Header().Get("Clear-Site-Data"); v != "" {
+		spareCookies(w.Header(), v)
+	}
+	return m.start(w, r, "", m.policy, false, nil)
+}
+
+// spareCookies drops "cookies" from the Clear-Site-Data header v, which
+// would otherwise delete the cookie set in the same response.
+func spareCookies(h http.Header, v string) {
+	var keep []string
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.TrimSpace(part); part != `"cookies"` && part != `"*"` && part != "" {
+			keep = append(keep, part)
+		}
+	}
+	if len(keep) == 0 {
+		h.Del("Clear-Site-Data")
+		return
+	}
+	h.Set("Clear-Site-Data", strings.Join(keep, ", "))
+}
+
+// start ends the request's session, if any, and begins a new one.
+func (m *Manager) start(w http.ResponseWriter, r *http.Request, userID string, p Policy, persistent bool, keep []string) (*Session, error) {
+	st := m.requestState(r)
+	var data map[string]string
 	if old, _, _ := st.get(); old != nil {
+		for _, k := range keep {
+			if v, ok := old.Get(k); ok {
+				if data == nil {
+					data = make(map[string]string, len(keep))
+				}
+				data[k] = v
+			}
+		}
 		if _, err := m.end(r.Context(), old.info(), Ending{Reason: ReasonLogout, At: m.clock.Now()}, m.clientIP(r)); err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
@@ -270,8 +422,11 @@ func (m *Manager) Login(w http.ResponseWriter, r *http.Request, userID string, p
 			Policy:          p,
 			IP:              m.clientIP(r),
 			UserAgent:       truncate(r.UserAgent(), 512),
+			Expires:         expiryOf(p, now, now),
+			Persistent:      persistent,
 		},
 		TokenHash: hash,
+		Data:      data,
 	}
 	ctx, cancel := m.storeContext(r.Context())
 	defer cancel()
@@ -280,7 +435,7 @@ func (m *Manager) Login(w http.ResponseWriter, r *http.Request, userID string, p
 	if err != nil {
 		return nil, fmt.Errorf("session: creating session: %w", err)
 	}
-	m.setCookie(w, token)
+	m.setCookie(w, token, rec.Info, now)
 	s := &Session{m: m, rec: rec}
 	st.set(s, "")
 	m.emit(r.Context(), Event{Kind: EventStarted, Session: rec.Info, Time: now, IP: rec.IP})
@@ -311,7 +466,7 @@ func (m *Manager) Logout(w http.ResponseWriter, r *http.Request) error {
 		st.set(nil, ReasonLogout)
 	}
 	m.clearCookie(w)
-	if m.clearSite != "-" {
+	if m.clearSite != ClearSiteDataOff {
 		w.Header().Set("Clear-Site-Data", m.clearSite)
 	}
 	return nil
@@ -332,7 +487,7 @@ func (m *Manager) Reauthenticate(w http.ResponseWriter, r *http.Request) error {
 }
 
 // ErrNoSession is returned by operations that need the request's session
-// when the request has none.
+// when the request has none, and by the writes of a nil Session.
 var ErrNoSession = errors.New("session: the request has no session")
 
 func (m *Manager) renew(w http.ResponseWriter, r *http.Request, reauth bool) error {
@@ -346,29 +501,58 @@ func (m *Manager) renew(w http.ResponseWriter, r *http.Request, reauth bool) err
 	}
 	now := m.clock.Now()
 	info := s.info()
-	authAt, last := info.AuthenticatedAt, info.LastActivity
+	rn := Renewal{AuthenticatedAt: info.AuthenticatedAt, LastActivity: info.LastActivity}
 	if reauth {
-		authAt, last = now, now
-	} else if !st.isPassive(r) && now.After(last) {
-		last = now
+		rn.AuthenticatedAt, rn.LastActivity = now, now
+	} else if !st.isPassive(r) && now.After(rn.LastActivity) {
+		rn.LastActivity = now
+	}
+	rn.Expires = expiryOf(info.Policy, rn.AuthenticatedAt, rn.LastActivity)
+	if !reauth && info.Expires.At.After(rn.Expires.At) {
+		rn.Expires = info.Expires // a renewal never shortens the session
 	}
 	token, hash := newToken()
 	ctx, cancel := m.storeContext(r.Context())
 	defer cancel()
-	err = m.store.Renew(ctx, info.ID, s.tokenHash(), hash, authAt, last)
+	err = m.store.Renew(ctx, info.ID, s.tokenHash(), hash, rn)
 	m.wrote(r.Context(), "renew", err)
 	if err != nil {
 		return fmt.Errorf("session: renewing session: %w", err)
 	}
-	s.renewed(hash, authAt, last)
-	m.setCookie(w, token)
+	s.renewed(hash, rn)
+	m.setCookie(w, token, s.info(), now)
 	m.emit(r.Context(), Event{Kind: EventRenewed, Session: s.info(), Time: now, IP: m.clientIP(r)})
 	return nil
 }
 
-// Revoke ends the session with public ID id, with reason ReasonRevoked. It
-// returns ErrNotFound if no such session is live.
-func (m *Manager) Revoke(ctx context.Context, id string) error {
+// Revoke ends the session with public ID id if it belongs to userID, with
+// reason ReasonRevoked: the call behind a "sign out that device" button,
+// where id comes from the request and userID from its own session. It
+// returns ErrNotFound if userID has no live session with that ID, whoever
+// else's it may be.
+func (m *Manager) Revoke(ctx context.Context, userID, id string) error {
+	if userID == "" {
+		return errors.New("session: Revoke needs a user ID; to end any user's session, an administrator calls RevokeAny")
+	}
+	recs, err := m.listRecords(ctx, userID, 0)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		// A session's user never changes, so the check cannot go stale
+		// before the End below.
+		if rec.ID == id {
+			_, err := m.end(ctx, rec.Info, Ending{Reason: ReasonRevoked, At: m.clock.Now()}, "")
+			return err
+		}
+	}
+	return ErrNotFound
+}
+
+// RevokeAny ends the session with public ID id, whoever's it is, with reason
+// ReasonRevoked. It is for administrators; an application acting for a user
+// calls Revoke. It returns ErrNotFound if no such session is live.
+func (m *Manager) RevokeAny(ctx context.Context, id string) error {
 	_, err := m.end(ctx, Info{ID: id}, Ending{Reason: ReasonRevoked, At: m.clock.Now()}, "")
 	return err
 }
@@ -559,23 +743,42 @@ func (m *Manager) storeContext(ctx context.Context) (context.Context, context.Ca
 
 func noCancel() {}
 
-func (m *Manager) setCookie(w http.ResponseWriter, token string) {
-	http.SetCookie(w, m.cookie.sessionCookie(m.cookieName, token))
+// setCookie hands token to the browser: a cookie that ends with the
+// browser, or for a persistent session one that lasts until the absolute
+// deadline of info.
+func (m *Manager) setCookie(w http.ResponseWriter, token string, info Info, now time.Time) {
+	var until time.Time
+	if info.Persistent {
+		until = info.AbsoluteDeadline()
+	}
+	http.SetCookie(w, m.cookie.sessionCookie(token, until, now))
 	// A response that carries a token must never be stored by a cache.
 	w.Header().Set("Cache-Control", "no-store")
 }
 
 func (m *Manager) clearCookie(w http.ResponseWriter) {
-	http.SetCookie(w, m.cookie.sessionCookie(m.cookieName, ""))
+	http.SetCookie(w, m.cookie.sessionCookie("", time.Time{}, time.Time{}))
 	w.Header().Set("Cache-Control", "no-store")
 }
 
-func remoteIP(r *http.Request) string {
+// RemoteIP returns the host part of r.RemoteAddr: the client's address when
+// nothing stands between it and the server. It is the default
+// Config.ClientIP.
+func RemoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// ClientIPBehind returns a Config.ClientIP for a server behind reverse
+// proxies at the given addresses: for a request from one of them, the
+// client is the last address of X-Forwarded-For that is not a proxy; for a
+// request from anyone else, the header is ignored (anyone can send one) and
+// the client is the peer.
+func ClientIPBehind(proxies ...netip.Prefix) func(*http.Request) string {
+	return forwarded.Proxies(proxies).ClientIP
 }
 
 // truncate cuts s to at most n bytes on a character boundary, replacing

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sessionguard/sessionguard/session"
@@ -273,10 +274,10 @@ func TestCookieOptions(t *testing.T) {
 		domain   string
 	}{
 		{"default", session.CookieConfig{}, "__Host-session", true, http.SameSiteLaxMode, ""},
-		{"renamed", session.CookieConfig{Name: "id"}, "__Host-id", true, http.SameSiteLaxMode, ""},
+		{"renamed", session.CookieConfig{Name: "__Host-id"}, "__Host-id", true, http.SameSiteLaxMode, ""},
 		{"strict", session.CookieConfig{SameSite: http.SameSiteStrictMode}, "__Host-session", true, http.SameSiteStrictMode, ""},
 		{"domain drops __Host-", session.CookieConfig{Domain: "example.com"}, "__Secure-session", true, http.SameSiteLaxMode, "example.com"},
-		{"insecure opt-out", session.CookieConfig{InsecureAllowHTTP: true}, "session", false, http.SameSiteLaxMode, ""},
+		{"insecure opt-out keeps its name", session.CookieConfig{Name: "sid", InsecureAllowHTTP: true}, "sid", false, http.SameSiteLaxMode, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, func(c *session.Config) { c.Cookie = tc.cookie })
@@ -286,8 +287,33 @@ func TestCookieOptions(t *testing.T) {
 			}
 		})
 	}
-	if _, err := session.New(session.Config{Store: memstore.New(), SweepInterval: -1, Cookie: session.CookieConfig{SameSite: http.SameSiteNoneMode}}); err == nil {
-		t.Error("SameSite=None was accepted")
+	for _, bad := range []session.CookieConfig{
+		{SameSite: http.SameSiteNoneMode},
+		{InsecureAllowHTTP: true},                     // "__Host-session" cannot be sent without Secure
+		{Name: "__Secure-s", InsecureAllowHTTP: true}, // nor can "__Secure-"
+		{Name: "__Host-s", Domain: "example.com"},     // "__Host-" is this host only
+		{Path: "/app"}, // "__Host-" is Path=/
+		{Name: "s", Partitioned: true, InsecureAllowHTTP: true},
+		{Name: "bad name"},
+		{Name: "s", Path: "app"},
+	} {
+		if _, err := session.New(session.Config{Store: memstore.New(), SweepInterval: session.SweepOff, Cookie: bad}); err == nil {
+			t.Errorf("CookieConfig %+v was accepted", bad)
+		}
+	}
+}
+
+func TestCookiePathAndPartitioned(t *testing.T) {
+	h := newHarness(t, func(c *session.Config) {
+		c.Cookie = session.CookieConfig{Name: "__Secure-shop", Path: "/shop", Partitioned: true}
+	})
+	res := h.do("POST", "/login?user=alice", "")
+	c := sessionCookie(t, res, "__Secure-shop")
+	if c.Path != "/shop" || !c.Secure {
+		t.Errorf("cookie Path=%q Secure=%v, want /shop and Secure", c.Path, c.Secure)
+	}
+	if !strings.Contains(res.Header.Get("Set-Cookie"), "Partitioned") {
+		t.Errorf("Set-Cookie %q lacks Partitioned", res.Header.Get("Set-Cookie"))
 	}
 }
 
@@ -381,13 +407,24 @@ func TestRevokeOne(t *testing.T) {
 	h := newHarness(t, nil)
 	tok := h.login("alice")
 	id := currentID(t, h, tok)
-	if err := h.m.Revoke(context.Background(), id); err != nil {
+	// Bob learns Alice's session ID (from a shared screen, a log): revoking
+	// it as himself must fail and leave her signed in.
+	if err := h.m.Revoke(context.Background(), "bob", id); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Revoke of another user's session = %v, want ErrNotFound", err)
+	}
+	if !h.signedIn(tok) {
+		t.Fatal("another user revoked Alice's session")
+	}
+	if err := h.m.Revoke(context.Background(), "", id); err == nil {
+		t.Fatal("Revoke without a user was accepted")
+	}
+	if err := h.m.Revoke(context.Background(), "alice", id); err != nil {
 		t.Fatal(err)
 	}
 	if h.signedIn(tok) {
 		t.Fatal("revoked session works")
 	}
-	if err := h.m.Revoke(context.Background(), id); !errors.Is(err, session.ErrNotFound) {
+	if err := h.m.Revoke(context.Background(), "alice", id); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("second revoke = %v, want ErrNotFound", err)
 	}
 	if n := len(h.events.ended()); n != 1 {
@@ -400,7 +437,7 @@ func TestListShowsClientAndTimes(t *testing.T) {
 	r := httptest.NewRequest("POST", "/login", nil)
 	r.RemoteAddr = "192.0.2.7:5555"
 	r.Header.Set("User-Agent", "TestBrowser/1.0")
-	if _, err := h.m.Login(httptest.NewRecorder(), r, "alice", session.Policy{IdleTimeout: 5 * time.Minute, AbsoluteTimeout: 4 * time.Hour}); err != nil {
+	if _, err := h.m.Login(httptest.NewRecorder(), r, "alice", session.LoginOptions{Policy: session.Policy{IdleTimeout: 5 * time.Minute, AbsoluteTimeout: 4 * time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
 	infos, err := h.m.List(context.Background(), "alice", 0)
@@ -425,7 +462,7 @@ func TestPerSessionPolicy(t *testing.T) {
 	h := newHarness(t, nil)
 	strict := session.Policy{IdleTimeout: 5 * time.Minute, AbsoluteTimeout: time.Hour}
 	w := httptest.NewRecorder()
-	if _, err := h.m.Login(w, httptest.NewRequest("POST", "/", nil), "admin", strict); err != nil {
+	if _, err := h.m.Login(w, httptest.NewRequest("POST", "/", nil), "admin", session.LoginOptions{Policy: strict}); err != nil {
 		t.Fatal(err)
 	}
 	tok := sessionCookie(t, w, h.m.CookieName()).Value
@@ -437,7 +474,7 @@ func TestPerSessionPolicy(t *testing.T) {
 	if h.signedIn(tok) {
 		t.Fatal("the session's own 5-minute idle timeout was not applied")
 	}
-	if _, err := h.m.Login(httptest.NewRecorder(), httptest.NewRequest("POST", "/", nil), "x", session.Policy{IdleTimeout: time.Hour, AbsoluteTimeout: time.Minute}); err == nil {
+	if _, err := h.m.Login(httptest.NewRecorder(), httptest.NewRequest("POST", "/", nil), "x", session.LoginOptions{Policy: session.Policy{IdleTimeout: time.Hour, AbsoluteTimeout: time.Minute}}); err == nil {
 		t.Error("a policy with idle > absolute was accepted")
 	}
 }
@@ -539,7 +576,7 @@ func TestSweeperEndsUnusedSessionsPromptly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	s, err := m.Login(httptest.NewRecorder(), httptest.NewRequest("POST", "/", nil), "alice", session.Policy{})
+	s, err := m.Login(httptest.NewRecorder(), httptest.NewRequest("POST", "/", nil), "alice", session.LoginOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -778,7 +815,7 @@ func TestStoreFailureFailsClosed(t *testing.T) {
 	h := newHarness(t, nil)
 	tok := h.login("alice")
 	failing := &failingStore{Store: h.store}
-	m, err := session.New(session.Config{Store: failing, Clock: h.clock, SweepInterval: -1})
+	m, err := session.New(session.Config{Store: failing, Clock: h.clock, SweepInterval: session.SweepOff})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -882,32 +919,36 @@ func TestCount(t *testing.T) {
 }
 
 // Concurrent requests of one busy session that all read the record before
-// the first write landed write its activity once, not once each.
+// the first write landed write its activity once, not once each. In a
+// synctest bubble, the store's delay passes at once for every request
+// together, so they overlap however loaded the machine is.
 func TestConcurrentRequestsTouchOnce(t *testing.T) {
-	h := newHarness(t, nil)
-	tok := h.login("alice")
-	h.clock.Advance(2 * time.Minute) // every request below is due a touch
-	slow := &slowStore{Store: h.store, delay: 20 * time.Millisecond}
-	m, err := session.New(session.Config{Store: slow, Clock: h.clock, SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	handler := m.Require(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := httptest.NewRequest("GET", "/", nil)
-			r.Header.Set("Cookie", m.CookieName()+"="+tok)
-			handler.ServeHTTP(httptest.NewRecorder(), r)
-		}()
-	}
-	wg.Wait()
-	if n := h.store.touches.Load(); n != 1 {
-		t.Errorf("32 overlapping requests wrote activity %d times, want 1", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		tok := h.login("alice")
+		h.clock.Advance(2 * time.Minute) // every request below is due a touch
+		slow := &slowStore{Store: h.store, delay: 20 * time.Millisecond}
+		m, err := session.New(session.Config{Store: slow, Clock: h.clock, SweepInterval: session.SweepOff})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		handler := m.Require(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := httptest.NewRequest("GET", "/", nil)
+				r.Header.Set("Cookie", m.CookieName()+"="+tok)
+				handler.ServeHTTP(httptest.NewRecorder(), r)
+			}()
+		}
+		wg.Wait()
+		if n := h.store.touches.Load(); n != 1 {
+			t.Errorf("32 overlapping requests wrote activity %d times, want 1", n)
+		}
+	})
 }
 
 // slowStore answers every Get delay after reading the record, as a store
@@ -945,39 +986,41 @@ func (s *slowSweepStore) EndExpired(ctx context.Context, now time.Time, keep tim
 
 // A sweep with a backlog pauses between full batches as long as each batch
 // took, so that draining it uses at most half of a core. Only a lower bound
-// on the pauses is checked: a loaded machine can make them longer, never
-// shorter.
+// on the pauses is checked. The test runs in a synctest bubble, so the
+// store's 40 ms and the pauses pass on a fake clock, not in real time.
 func TestSweepPacesItselfBetweenFullBatches(t *testing.T) {
-	clock := sessiontest.NewClock(t0)
-	store := &slowSweepStore{Store: memstore.New(), took: 40 * time.Millisecond}
-	m, err := session.New(session.Config{
-		Store: store, Clock: clock, SweepInterval: -1, SweepBatch: 2,
-		Policy: session.Policy{IdleTimeout: time.Minute, AbsoluteTimeout: time.Hour},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	for _, user := range []string{"a", "b", "c", "d", "e"} {
-		if _, err := m.Login(httptest.NewRecorder(), httptest.NewRequest("POST", "/", nil), user, session.Policy{}); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		clock := sessiontest.NewClock(t0)
+		store := &slowSweepStore{Store: memstore.New(), took: 40 * time.Millisecond}
+		m, err := session.New(session.Config{
+			Store: store, Clock: clock, SweepInterval: session.SweepOff, SweepBatch: 2,
+			Policy: session.Policy{IdleTimeout: time.Minute, AbsoluteTimeout: time.Hour},
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	clock.Advance(time.Minute)
-	if n, err := m.SweepExpired(context.Background()); n != 5 || err != nil {
-		t.Fatalf("SweepExpired = %d, %v; want 5, nil", n, err)
-	}
-	store.mu.Lock()
-	defer store.mu.Unlock()
-	if len(store.calls) != 3 { // 2 + 2 + 1
-		t.Fatalf("%d EndExpired calls, want 3", len(store.calls))
-	}
-	for i := 1; i < len(store.calls); i++ {
-		prev, this := store.calls[i-1], store.calls[i]
-		if took, paused := prev[1].Sub(prev[0]), this[0].Sub(prev[1]); paused < took {
-			t.Errorf("batch %d took %v and the next began %v later, want a pause at least as long", i, took, paused)
+		defer m.Close()
+		for _, user := range []string{"a", "b", "c", "d", "e"} {
+			if _, err := m.Login(httptest.NewRecorder(), httptest.NewRequest("POST", "/", nil), user, session.LoginOptions{}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
+		clock.Advance(time.Minute)
+		if n, err := m.SweepExpired(context.Background()); n != 5 || err != nil {
+			t.Fatalf("SweepExpired = %d, %v; want 5, nil", n, err)
+		}
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		if len(store.calls) != 3 { // 2 + 2 + 1
+			t.Fatalf("%d EndExpired calls, want 3", len(store.calls))
+		}
+		for i := 1; i < len(store.calls); i++ {
+			prev, this := store.calls[i-1], store.calls[i]
+			if took, paused := prev[1].Sub(prev[0]), this[0].Sub(prev[1]); paused < took {
+				t.Errorf("batch %d took %v and the next began %v later, want a pause at least as long", i, took, paused)
+			}
+		}
+	})
 }
 
 // TestCheckDecidesActivity drives Check as a gateway does: the caller says

@@ -129,13 +129,13 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 }
 
 // Require is middleware like Handler that runs next only for requests with a
-// live session. Others get Config.Unauthenticated (no session) or
-// Config.StoreFailure (the store failed: fail closed).
+// live, signed-in session. Others get Config.Unauthenticated (no session, or
+// an anonymous one) or Config.StoreFailure (the store failed: fail closed).
 func (m *Manager) Require(next http.Handler) http.Handler {
 	return m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess, _, err := stateFrom(r.Context()).get()
 		switch {
-		case sess != nil:
+		case sess.SignedIn():
 			next.ServeHTTP(w, r)
 		case err != nil:
 			m.failure.ServeHTTP(w, r)
@@ -160,8 +160,12 @@ func Passive(next http.Handler) http.Handler {
 	})
 }
 
-// FromContext returns the session of the request whose context is ctx, or nil
-// if it has none. The context must come from Handler or Require.
+// FromContext returns the session of the request whose context is ctx,
+// signed in or anonymous, or nil if it has none. The context comes from
+// Handler or Require; any other context has no session. Every method of the
+// nil *Session it may return is safe: FromContext(ctx).UserID() is "" on a
+// route without a session, never a panic. Session.SignedIn tells a
+// signed-in session from an anonymous one.
 func FromContext(ctx context.Context) *Session {
 	st := stateFrom(ctx)
 	if st == nil {
@@ -224,7 +228,7 @@ func (m *Manager) requestState(r *http.Request) *requestState {
 // simply "not signed in": the server never adopts a token it did not issue.
 func (m *Manager) load(r *http.Request) *requestState {
 	st := &requestState{Context: r.Context(), m: m, at: m.clock.Now()}
-	token, ok := tokenFrom(r, m.cookieName)
+	token, ok := tokenFrom(r, m.cookie.Name)
 	if !ok {
 		return st
 	}
@@ -249,7 +253,7 @@ func (m *Manager) load(r *http.Request) *requestState {
 		return st
 	}
 	if rec.Expired(st.at) {
-		reason, at := rec.Expiry()
+		reason, at := rec.Expires.Reason, rec.Expires.At
 		st.reason = reason
 		// Whoever ends it first (this request, another, or the sweeper)
 		// emits its one end event; the others find it gone.

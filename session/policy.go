@@ -21,6 +21,18 @@ type Policy struct {
 // 30 minutes of inactivity, and 12 hours from login (NIST 800-63B AAL2).
 var DefaultPolicy = Policy{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour}
 
+// orDefaults returns p with each zero timeout taken from def, so that
+// Policy{IdleTimeout: 5 * time.Minute} keeps def's absolute timeout.
+func (p Policy) orDefaults(def Policy) Policy {
+	if p.IdleTimeout == 0 {
+		p.IdleTimeout = def.IdleTimeout
+	}
+	if p.AbsoluteTimeout == 0 {
+		p.AbsoluteTimeout = def.AbsoluteTimeout
+	}
+	return p
+}
+
 // Validate reports whether both timeouts are positive and the idle timeout is
 // no longer than the absolute one (a longer idle timeout could never apply).
 func (p Policy) Validate() error {

@@ -16,9 +16,21 @@ var ErrNotFound = errors.New("session: not found")
 // or token hash already exists. With 256-bit tokens it means a bug, not bad luck.
 var ErrConflict = errors.New("session: record already exists")
 
+// ErrStale is returned by Store.SaveData when the record's data is no longer
+// the data the caller read: another request changed it meanwhile. The Manager
+// reads the record again and reapplies its change, so that two requests
+// setting different keys at once both keep their value.
+var ErrStale = errors.New("session: data changed meanwhile")
+
 // Store keeps session records. The Manager is its only caller; applications
 // use the Manager. Every method must be safe for concurrent use, including from
 // several processes sharing one database.
+//
+// A store only keeps what it is given. The Manager owns the clock and the
+// policy: it computes every session's expiry (Record.Expires: when and why
+// it ends if nothing ends it first) and hands it to the store with every
+// change of the times. A store never computes a deadline; it compares the
+// instants it holds with the instants it is given.
 //
 // The contract, which the storetest package checks for every implementation:
 //
@@ -32,39 +44,44 @@ var ErrConflict = errors.New("session: record already exists")
 //     record back, the other gets ErrNotFound. The Manager emits the end event
 //     only for the call that won, so every session ends once.
 //   - A store does not judge expiry with its own clock when asked for a record:
-//     Get returns a record even past its deadline, and the Manager decides
+//     Get returns a record even past its expiry, and the Manager decides
 //     with its clock. Stores with their own expiry (Redis TTLs) must keep a
-//     record for a grace period past Record.Deadline (at least a second; a
+//     record for a grace period past Record.Expires.At (at least a second; a
 //     minute is better), so that the Manager's sweeper ends it and its end
 //     event is sent.
 //   - Times are those representable as int64 Unix nanoseconds (years 1678
 //     to 2262); a store may refuse others with an error.
 //   - Data keys and values are valid UTF-8 without NUL bytes (Session.Set
-//     refuses others), so every store can keep them as text or JSON.
+//     refuses others), so every store can keep them as text or JSON. An empty
+//     map and a nil map are the same data.
 type Store interface {
 	// Create inserts a new record. It returns ErrConflict if a record with the
 	// same ID or TokenHash exists.
 	Create(ctx context.Context, rec Record) error
 
-	// Get returns the live record whose token hashes to h, or ErrNotFound.
+	// Get returns the record whose token hashes to h, or ErrNotFound.
 	Get(ctx context.Context, h TokenHash) (Record, error)
 
-	// Touch records activity at time at: LastActivity becomes the later of its
-	// stored value and at. It returns ErrNotFound, changing nothing, if the
-	// record does not exist or its deadline is not after at (an expired
-	// session cannot be brought back by activity).
-	Touch(ctx context.Context, id string, at time.Time) error
+	// Touch records activity at time at: LastActivity becomes the later of
+	// its stored value and at, and Expires becomes exp if exp.At is later
+	// than the stored Expires.At. It returns ErrNotFound, changing nothing,
+	// if the record does not exist or its stored Expires.At is not after at
+	// (an expired session cannot be brought back by activity).
+	Touch(ctx context.Context, id string, at time.Time, exp Expiry) error
 
-	// SaveData replaces the record's data. It returns ErrNotFound, changing
-	// nothing, if the record does not exist.
-	SaveData(ctx context.Context, id string, data map[string]string) error
+	// SaveData replaces the record's data with data if its stored data is
+	// still old (compared as maps: same keys, same values). It returns
+	// ErrStale, changing nothing, if the stored data differs from old, and
+	// ErrNotFound if the record does not exist.
+	SaveData(ctx context.Context, id string, old, data map[string]string) error
 
 	// Renew replaces the token hash of the record with public ID id, if its
-	// current hash is old, and sets AuthenticatedAt and LastActivity. The old
-	// hash stops finding the record at once. It returns ErrNotFound, changing
-	// nothing, if there is no such record or its hash is no longer old (a
-	// concurrent renewal won), and ErrConflict if new is another record's.
-	Renew(ctx context.Context, id string, old, new TokenHash, authenticatedAt, lastActivity time.Time) error
+	// current hash is old, and sets AuthenticatedAt, LastActivity and Expires
+	// to the values given. The old hash stops finding the record at once. It
+	// returns ErrNotFound, changing nothing, if there is no such record or its
+	// hash is no longer old (a concurrent renewal won), and ErrConflict if new
+	// is another record's.
+	Renew(ctx context.Context, id string, old, new TokenHash, r Renewal) error
 
 	// End removes the record with public ID id and keeps an ended-token
 	// record (its token hash, e.Reason and e.At) until e.KeepUntil, so that
@@ -72,22 +89,23 @@ type Store interface {
 	// record, or ErrNotFound if there was none: see the exactly-once rule above.
 	End(ctx context.Context, id string, e Ending) (Record, error)
 
-	// EndExpired ends, as End does, up to limit records whose Deadline is at
-	// or before now, each with the reason and time of Record.Expiry, keeping
-	// their ended-token records for keep after they expired. It also deletes
-	// up to limit ended-token records whose KeepUntil has passed. It returns
-	// the records it ended; fewer than limit means none are left. limit must
-	// be positive. It must not hold locks that block other calls for longer
-	// than one bounded batch. Ended-token records may be deleted once now is
-	// after their KeepUntil.
+	// EndExpired ends, as End does, up to limit records whose Expires.At is
+	// at or before now, each with Ending{Reason: Expires.Reason, At:
+	// Expires.At, KeepUntil: Expires.At + keep}. It also deletes up to limit
+	// ended-token records whose KeepUntil is at or before now. It returns the
+	// records it ended; fewer than limit means none are left. limit is
+	// positive. It must not hold locks that block other calls for longer than
+	// one bounded batch.
 	EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]Ended, error)
 
 	// Ended returns why the session with token hash h ended, or ErrNotFound if
 	// the store knows nothing of it (never issued, or its record expired).
 	Ended(ctx context.Context, h TokenHash) (Ending, error)
 
-	// List returns the live records of one user, or of all users when userID
-	// is empty, oldest first, at most limit of them (limit <= 0: no limit).
+	// List returns the records of one user, or of all users when userID is
+	// empty (anonymous sessions included), oldest first (by CreatedAt), at
+	// most limit of them (limit <= 0: no limit). It may include records past
+	// their expiry that no sweep has ended yet; the Manager leaves them out.
 	List(ctx context.Context, userID string, limit int) ([]Record, error)
 
 	// Ping reports whether the store answers.
@@ -95,6 +113,13 @@ type Store interface {
 
 	// Close releases the store's resources.
 	Close() error
+}
+
+// Renewal is what Store.Renew writes besides the new token hash.
+type Renewal struct {
+	AuthenticatedAt time.Time
+	LastActivity    time.Time
+	Expires         Expiry
 }
 
 // The first and last instants a store that keeps times as int64 Unix
@@ -152,10 +177,12 @@ type Info struct {
 	// The token cannot be derived from it.
 	ID string
 
-	// UserID identifies the signed-in user; the application chooses its form.
+	// UserID identifies the signed-in user; the application chooses its
+	// form. It is empty for an anonymous session (Manager.Start).
 	UserID string
 
-	// CreatedAt is when the session was created by a login.
+	// CreatedAt is when the session was created (by a login, or by Start for
+	// an anonymous session).
 	CreatedAt time.Time
 
 	// AuthenticatedAt is when the user last proved who they are (login or
@@ -172,10 +199,20 @@ type Info struct {
 	// IP and UserAgent describe the client that logged in.
 	IP        string
 	UserAgent string
+
+	// Expires is when the session ends, and why, if nothing else ends it
+	// first: the earlier of IdleDeadline and AbsoluteDeadline, computed by
+	// the Manager whenever it writes the times.
+	Expires Expiry
+
+	// Persistent is set for a session whose user asked to be remembered
+	// (LoginOptions.RememberMe): its cookie outlives the browser, until the
+	// absolute deadline.
+	Persistent bool
 }
 
-// IdleDeadline is the instant from which the session is rejected for
-// inactivity.
+// IdleDeadline is the instant from which the session would be rejected for
+// inactivity, as its policy and recorded activity say.
 func (i Info) IdleDeadline() time.Time { return i.LastActivity.Add(i.Policy.IdleTimeout) }
 
 // AbsoluteDeadline is the instant from which the session is rejected whatever
@@ -184,30 +221,29 @@ func (i Info) AbsoluteDeadline() time.Time {
 	return i.AuthenticatedAt.Add(i.Policy.AbsoluteTimeout)
 }
 
-// Deadline is the earlier of IdleDeadline and AbsoluteDeadline.
-func (i Info) Deadline() time.Time {
-	idle, abs := i.IdleDeadline(), i.AbsoluteDeadline()
-	if abs.Before(idle) {
-		return abs
-	}
-	return idle
+// Expired reports whether the session is rejected at now: from the instant of
+// its expiry, never later.
+func (i Info) Expired(now time.Time) bool { return !now.Before(i.Expires.At) }
+
+// Expiry is when a session ends, and why, if nothing else ends it first.
+type Expiry struct {
+	At time.Time
+	// Reason is ReasonIdle or ReasonAbsolute.
+	Reason EndReason
 }
 
-// Expiry tells how the session ends if nothing else ends it first: at
-// Deadline, for inactivity (ReasonIdle) or for reaching its absolute limit
-// (ReasonAbsolute; a tie counts as absolute, since activity could not have
-// helped).
-func (i Info) Expiry() (EndReason, time.Time) {
-	idle, abs := i.IdleDeadline(), i.AbsoluteDeadline()
+// expiryOf computes the expiry of a session with policy p, authenticated at
+// authAt and last active at last: the earlier of the idle and the absolute
+// deadline. A tie counts as absolute, since activity could not have helped.
+// It is the one place where the timeout rule is written; stores only keep
+// its result.
+func expiryOf(p Policy, authAt, last time.Time) Expiry {
+	idle, abs := last.Add(p.IdleTimeout), authAt.Add(p.AbsoluteTimeout)
 	if !abs.After(idle) {
-		return ReasonAbsolute, abs
+		return Expiry{At: abs, Reason: ReasonAbsolute}
 	}
-	return ReasonIdle, idle
+	return Expiry{At: idle, Reason: ReasonIdle}
 }
-
-// Expired reports whether the session is rejected at now: from the instant a
-// deadline is reached, never later.
-func (i Info) Expired(now time.Time) bool { return !now.Before(i.Deadline()) }
 
 // Ending says why and when a session ended, and how long a Store keeps that
 // answer for a browser that presents the ended token.

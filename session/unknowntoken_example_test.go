@@ -44,7 +44,7 @@ func ExampleUnknownToken() {
 	}
 
 	w := httptest.NewRecorder()
-	if _, err := sessions.Login(w, httptest.NewRequest(http.MethodPost, "/login", nil), "alice", session.Policy{}); err != nil {
+	if _, err := sessions.Login(w, httptest.NewRequest(http.MethodPost, "/login", nil), "alice", session.LoginOptions{}); err != nil {
 		log.Fatal(err)
 	}
 	token := w.Result().Cookies()[0].Value

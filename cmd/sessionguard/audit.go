@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/sessionguard/sessionguard/audit"
+	"github.com/sessionguard/sessionguard/internal/audit"
 	"github.com/sessionguard/sessionguard/internal/sqldb"
 )
 

@@ -208,3 +208,18 @@ func TestReadPassword(t *testing.T) {
 		t.Errorf("no terminal, no -password-stdin: %v, want a usage error naming -password-stdin", err)
 	}
 }
+
+// The user subcommands' help and dispatch come from one table: every entry
+// is listed by `user -h` and answers its own -h.
+func TestUserSubcommandTable(t *testing.T) {
+	_, help, _ := cli(t, nil, "", "user", "-h")
+	for _, s := range userSubcommands {
+		if !strings.Contains(help, "sessionguard user "+s.name) {
+			t.Errorf("user -h does not list %s:\n%s", s.name, help)
+		}
+		code, out, errOut := cli(t, nil, "", "user", s.name, "-h")
+		if code != 0 || !strings.Contains(out, "Usage: sessionguard user "+s.name) || !strings.Contains(out, s.summary) || errOut != "" {
+			t.Errorf("user %s -h: exit %d, stdout %q, stderr %q", s.name, code, out, errOut)
+		}
+	}
+}

@@ -21,8 +21,9 @@
 // Exit codes: 0 success, 1 failure at run time, 2 a mistake in the command
 // line or the environment (reported in one line naming the flag).
 //
-// This package is wiring only: the behaviour lives in packages session,
-// account, audit and web.
+// This package is wiring only: the behaviour lives in package session and in
+// internal/account, internal/audit, internal/drafts, internal/web and
+// internal/gateway.
 package main
 
 import (

@@ -21,14 +21,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/sessionguard/sessionguard/account"
-	"github.com/sessionguard/sessionguard/drafts"
+	"github.com/sessionguard/sessionguard/internal/account"
+	"github.com/sessionguard/sessionguard/internal/drafts"
 	"github.com/sessionguard/sessionguard/internal/forwarded"
 	"github.com/sessionguard/sessionguard/internal/gateway"
 	"github.com/sessionguard/sessionguard/internal/metrics"
 	"github.com/sessionguard/sessionguard/internal/sqldb"
+	"github.com/sessionguard/sessionguard/internal/web"
 	"github.com/sessionguard/sessionguard/session"
-	"github.com/sessionguard/sessionguard/web"
 )
 
 // The http.Server's limits. Sign-in forms and JSON calls are small and
@@ -312,10 +312,9 @@ func (a *app) webServer(cfg *serveConfig, redirectHosts web.RedirectHosts, log *
 		wcfg.Setup = a.setup
 	}
 	if cfg.WarnBefore == 0 {
-		// -warn-before 0 asks for no warning, but web reads zero as "the
-		// default"; the least positive duration shows it only as the
-		// session ends, which is no warning.
-		wcfg.WarnBefore = time.Nanosecond
+		// -warn-before 0 asks for no warning; web reads zero as its
+		// default.
+		wcfg.WarnBefore = web.WarningOff
 	}
 	return web.New(wcfg)
 }
@@ -504,12 +503,18 @@ func openApp(ctx context.Context, cfg *serveConfig, log *slog.Logger) (_ *app, e
 	if a.store, err = open(ctx, cfg.StoreTimeout); err != nil {
 		return nil, fmt.Errorf("opening the session store %s: %w", a.sessionsDesc, err)
 	}
+	cookie := session.CookieConfig{Domain: cfg.CookieDomain}
+	if cfg.InsecureCookie {
+		// A prefixed name promises Secure, which -insecure-cookie drops;
+		// the server's plain-HTTP cookie has always been "session".
+		cookie.Name, cookie.InsecureAllowHTTP = "session", true
+	}
 	a.sessions, err = session.New(session.Config{
 		Store:         a.store,
 		Policy:        cfg.Policy,
 		TouchInterval: cfg.TouchInterval,
 		StoreTimeout:  cfg.StoreTimeout,
-		Cookie:        session.CookieConfig{InsecureAllowHTTP: cfg.InsecureCookie, Domain: cfg.CookieDomain},
+		Cookie:        cookie,
 		Observers:     []session.Observer{a.audit, a.metrics},
 		Logger:        log,
 		ClientIP:      a.clientIP,

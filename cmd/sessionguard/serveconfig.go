@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sessionguard/sessionguard/account"
+	"github.com/sessionguard/sessionguard/internal/account"
+	"github.com/sessionguard/sessionguard/internal/web"
 	"github.com/sessionguard/sessionguard/session"
-	"github.com/sessionguard/sessionguard/web"
 )
 
 // serveConfig is everything `sessionguard serve` is told, checked.

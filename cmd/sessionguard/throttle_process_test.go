@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// Issue 11, item 10, with two real processes on one SQLite file: their
+// Two real processes on one SQLite file share the sign-in throttle: their
 // failed sign-ins add up to one limit, the lock holds on both, and it goes
 // to the log and to the audit log.
 func TestProcessThrottleShared(t *testing.T) {

@@ -14,86 +14,177 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/sessionguard/sessionguard/account"
-	"github.com/sessionguard/sessionguard/audit"
+	"github.com/sessionguard/sessionguard/internal/account"
+	"github.com/sessionguard/sessionguard/internal/audit"
 	"github.com/sessionguard/sessionguard/session"
 )
 
-const userAbout = `Manages the accounts in the -db database:
+// userSubcommand is one `sessionguard user` subcommand. The table
+// userSubcommands is the one place they are listed: the help, the
+// dispatch and the error messages all come from it.
+type userSubcommand struct {
+	name    string
+	args    string // the synopsis after "sessionguard user NAME", flags first
+	summary string // one sentence, for the subcommand's own -h
+	note    string // what `sessionguard user -h` adds after the synopsis
 
-  sessionguard user add [-role admin|user] [-password-stdin] NAME
-  sessionguard user list
-  sessionguard user disable NAME    (also ends the user's sessions)
-  sessionguard user enable NAME
-  sessionguard user passwd [-password-stdin] NAME    (also ends the user's sessions)
+	takesName    bool // needs exactly one account NAME
+	password     bool // asks for a new password; has -password-stdin
+	endsSessions bool // ends the user's sessions; has -sessions
+	createsDB    bool // may create the -db database, as serve does
 
+	flags func(f *flagSet, u *userRun) // flags of its own, or nil
+	run   func(ctx context.Context, u *userRun) error
+}
+
+// userRun is what a subcommand's run works with: its parsed flags and
+// arguments and the stores, opened.
+type userRun struct {
+	sub      *userSubcommand
+	name     string // the normalized NAME, if the subcommand takes one
+	role     string // -role of add
+	password string // the new password, if the subcommand asks for one
+	db       string // -db
+	sessions string // -sessions, if the subcommand ends sessions
+
+	accounts       *account.Store
+	audit          *auditLog
+	log            *slog.Logger
+	stdout, stderr io.Writer
+}
+
+var userSubcommands = []*userSubcommand{
+	{
+		name: "add", args: "[-role admin|user] [-password-stdin] NAME",
+		summary:   "Creates an account.",
+		takesName: true, password: true, createsDB: true,
+		flags: func(f *flagSet, u *userRun) {
+			commandLineOnly(f.Choice(&u.role, "role", string(account.RoleUser), []string{string(account.RoleAdmin), string(account.RoleUser)},
+				"what the user may do: admin manages users and sessions"))
+		},
+		run: userAdd,
+	},
+	{
+		name:    "list",
+		summary: "Lists the accounts: name, role, disabled, created.",
+		run:     userList,
+	},
+	{
+		name: "disable", args: "NAME", note: "(also ends the user's sessions)",
+		summary:   "Disables an account, so it cannot sign in, and ends its sessions.",
+		takesName: true, endsSessions: true,
+		run: userDisable,
+	},
+	{
+		name: "enable", args: "NAME",
+		summary:   "Enables a disabled account again.",
+		takesName: true,
+		run:       userEnable,
+	},
+	{
+		name: "passwd", args: "[-password-stdin] NAME", note: "(also ends the user's sessions)",
+		summary:   "Sets a new password for an account and ends its sessions.",
+		takesName: true, password: true, endsSessions: true,
+		run: userPasswd,
+	},
+}
+
+// userHelp is the text of `sessionguard user -h`.
+func userHelp() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: sessionguard user %s [flags] [NAME]\n\n", strings.Join(userSubcommandNames(), "|"))
+	b.WriteString("Manages the accounts in the -db database:\n\n")
+	for _, s := range userSubcommands {
+		line := strings.TrimSpace("sessionguard user " + s.name + " " + s.args)
+		if s.note != "" {
+			line += "    " + s.note
+		}
+		fmt.Fprintf(&b, "  %s\n", line)
+	}
+	b.WriteString(`
 Passwords are typed twice at a terminal without echo, or read as one line
 from standard input with -password-stdin (for scripts:
-printf '%s\n' "$PASSWORD" | sessionguard user add -password-stdin alice).`
+printf '%s\n' "$PASSWORD" | sessionguard user add -password-stdin alice).
+
+Run 'sessionguard user SUBCOMMAND -h' for its flags.
+`)
+	return b.String()
+}
+
+func userSubcommandNames() []string {
+	names := make([]string, len(userSubcommands))
+	for i, s := range userSubcommands {
+		names[i] = s.name
+	}
+	return names
+}
+
+// userSubcommandList words the subcommands for an error message:
+// "add, list, disable, enable or passwd".
+func userSubcommandList() string {
+	names := userSubcommandNames()
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
 
 // userCommand runs `sessionguard user SUBCOMMAND ...`.
 func userCommand(ctx context.Context, args []string, env environment, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(stdout, "Usage: sessionguard user add|list|disable|enable|passwd [flags] [NAME]\n\n%s\n\nRun 'sessionguard user SUBCOMMAND -h' for its flags.\n", userAbout)
+		fmt.Fprint(stdout, userHelp())
 		if len(args) == 0 {
-			return usageErrorf("user needs a subcommand: add, list, disable, enable or passwd (see 'sessionguard user -h')")
+			return usageErrorf("user needs a subcommand: %s (see 'sessionguard user -h')", userSubcommandList())
 		}
 		return nil
 	}
-	sub, args := args[0], args[1:]
-	var (
-		db, sessions  string
-		role          string
-		passwordStdin bool
-	)
-	var f *flagSet
-	switch sub {
-	case "add":
-		f = newFlagSet("sessionguard user add", "sessionguard user add [flags] NAME", "Creates an account.")
-		commandLineOnly(f.Choice(&role, "role", string(account.RoleUser), []string{string(account.RoleAdmin), string(account.RoleUser)},
-			"what the user may do: admin manages users and sessions"))
-		commandLineOnly(f.Bool(&passwordStdin, "password-stdin", "read the password as one line from standard input instead of prompting"))
-	case "list":
-		f = newFlagSet("sessionguard user list", "sessionguard user list [flags]", "Lists the accounts: name, role, disabled, created.")
-	case "disable":
-		f = newFlagSet("sessionguard user disable", "sessionguard user disable [flags] NAME",
-			"Disables an account, so it cannot sign in, and ends its sessions.")
-	case "enable":
-		f = newFlagSet("sessionguard user enable", "sessionguard user enable [flags] NAME", "Enables a disabled account again.")
-	case "passwd":
-		f = newFlagSet("sessionguard user passwd", "sessionguard user passwd [flags] NAME",
-			"Sets a new password for an account and ends its sessions.")
-		commandLineOnly(f.Bool(&passwordStdin, "password-stdin", "read the password as one line from standard input instead of prompting"))
-	default:
-		return usageErrorf("unknown user subcommand %q: use add, list, disable, enable or passwd (see 'sessionguard user -h')", sub)
+	var sub *userSubcommand
+	for _, s := range userSubcommands {
+		if s.name == args[0] {
+			sub = s
+		}
 	}
-	f.String(&db, "db", defaultDB, "DSN", "the database of the accounts: sqlite:PATH or postgres://...")
-	if sub == "disable" || sub == "passwd" {
-		f.String(&sessions, "sessions", "", "DSN", "the session store whose sessions of the user to end, as serve's -sessions").
+	if sub == nil {
+		return usageErrorf("unknown user subcommand %q: use %s (see 'sessionguard user -h')", args[0], userSubcommandList())
+	}
+	u := &userRun{sub: sub, stdout: stdout, stderr: stderr}
+
+	command := "sessionguard user " + sub.name
+	synopsis := command + " [flags]"
+	if sub.takesName {
+		synopsis += " NAME"
+	}
+	f := newFlagSet(command, synopsis, sub.summary)
+	if sub.flags != nil {
+		sub.flags(f, u)
+	}
+	var passwordStdin bool
+	if sub.password {
+		commandLineOnly(f.Bool(&passwordStdin, "password-stdin", "read the password as one line from standard input instead of prompting"))
+	}
+	f.String(&u.db, "db", defaultDB, "DSN", "the database of the accounts: sqlite:PATH or postgres://...")
+	if sub.endsSessions {
+		f.String(&u.sessions, "sessions", "", "DSN", "the session store whose sessions of the user to end, as serve's -sessions").
 			defaultIs("the -db database")
 	}
-	rest, err := f.parse(args, env, stdout)
+	rest, err := f.parse(args[1:], env, stdout)
 	if err != nil {
 		return err
 	}
-	if err := checkDB(db); err != nil {
+	if err := checkDB(u.db); err != nil {
 		return usageErrorf("invalid value for %s: %v", f.lookup("db").source, err)
 	}
-	if sub == "disable" || sub == "passwd" {
-		if err := checkSessions(sessions, db); err != nil {
+	if sub.endsSessions {
+		if err := checkSessions(u.sessions, u.db); err != nil {
 			return usageErrorf("invalid value for %s: %v", f.lookup("sessions").source, err)
 		}
 	}
 
-	var name string
 	switch {
-	case sub == "list" && len(rest) > 0:
-		return usageErrorf("user list takes no arguments, got %q", rest[0])
-	case sub == "list":
+	case !sub.takesName && len(rest) > 0:
+		return usageErrorf("user %s takes no arguments, got %q", sub.name, rest[0])
+	case !sub.takesName:
 	case len(rest) != 1:
-		return usageErrorf("user %s needs exactly one NAME (see 'sessionguard user %s -h')", sub, sub)
+		return usageErrorf("user %s needs exactly one NAME (see 'sessionguard user %s -h')", sub.name, sub.name)
 	default:
-		if name, err = account.NormalizeName(rest[0]); err != nil {
+		if u.name, err = account.NormalizeName(rest[0]); err != nil {
 			return usageErrorf("invalid NAME %q: %v", rest[0], err)
 		}
 	}
@@ -101,99 +192,112 @@ func userCommand(ctx context.Context, args []string, env environment, stdin io.R
 	// The password is asked before anything is opened: a mistake in typing
 	// it should not cost a database migration, and a script should fail
 	// before it touches anything.
-	var password string
-	if sub == "add" || sub == "passwd" {
-		if password, err = readPassword(stdin, stderr, name, passwordStdin); err != nil {
+	if sub.password {
+		if u.password, err = readPassword(stdin, stderr, u.name, passwordStdin); err != nil {
 			return err
 		}
-		if err := account.CheckPassword(name, password); err != nil {
+		if err := account.CheckPassword(u.name, u.password); err != nil {
 			return err
 		}
 	}
 
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d, err := openDB(ctx, db, sub != "add")
+	u.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	d, err := openDB(ctx, u.db, !sub.createsDB)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	al, err := openAudit(ctx, d, log)
+	if u.audit, err = openAudit(ctx, d, u.log); err != nil {
+		return err
+	}
+	if u.accounts, err = account.NewStore(ctx, d, account.Options{Logger: u.log}); err != nil {
+		return fmt.Errorf("opening the accounts: %w", err)
+	}
+	return sub.run(ctx, u)
+}
+
+func userAdd(ctx context.Context, u *userRun) error {
+	if err := u.accounts.Create(ctx, u.name, u.password, account.Role(u.role)); err != nil {
+		return accountError(err, u.name)
+	}
+	recordAudit(ctx, u.audit, u.log, audit.UserCreated, u.name)
+	fmt.Fprintf(u.stdout, "created %s %s\n", u.role, u.name)
+	return nil
+}
+
+func userList(ctx context.Context, u *userRun) error {
+	users, err := u.accounts.List(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the accounts: %w", err)
+	}
+	printUsers(u.stdout, users)
+	return nil
+}
+
+func userEnable(ctx context.Context, u *userRun) error {
+	if err := u.accounts.SetDisabled(ctx, u.name, false); err != nil {
+		return accountError(err, u.name)
+	}
+	recordAudit(ctx, u.audit, u.log, audit.UserEnabled, u.name)
+	fmt.Fprintf(u.stdout, "enabled %s\n", u.name)
+	return nil
+}
+
+func userDisable(ctx context.Context, u *userRun) error {
+	return u.changeAndEndSessions(ctx, "disabled",
+		"the server ends them at their next request, since the account is disabled",
+		func() error {
+			if err := u.accounts.SetDisabled(ctx, u.name, true); err != nil {
+				return accountError(err, u.name)
+			}
+			recordAudit(ctx, u.audit, u.log, audit.UserDisabled, u.name)
+			return nil
+		})
+}
+
+func userPasswd(ctx context.Context, u *userRun) error {
+	return u.changeAndEndSessions(ctx, "changed the password of",
+		"end them from the admin page, or they run until they time out",
+		func() error {
+			if err := u.accounts.SetPassword(ctx, u.name, u.password); err != nil {
+				return accountError(err, u.name)
+			}
+			recordAudit(ctx, u.audit, u.log, audit.PasswordChanged, u.name)
+			return nil
+		})
+}
+
+// changeAndEndSessions runs change, a change to u's account, and ends the
+// account's sessions in the -sessions store; done words the change for the
+// output ("disabled"). With a memory store, which no other process can
+// reach, it only makes the change and says what becomes of the sessions
+// (memoryNote).
+func (u *userRun) changeAndEndSessions(ctx context.Context, done, memoryNote string, change func() error) error {
+	if u.sessions == "memory" {
+		if err := change(); err != nil {
+			return err
+		}
+		fmt.Fprintf(u.stdout, "%s %s\n", done, u.name)
+		fmt.Fprintf(u.stderr, "sessionguard: note: with -sessions memory the sessions live inside the server process, so this command cannot end them; %s\n", memoryNote)
+		return nil
+	}
+	// The session store is opened before the change, so that a store
+	// that cannot be reached leaves the account as it was instead of
+	// changed with its sessions still running.
+	ended, err := withSessions(ctx, u.sessions, u.db, u.audit, u.log, func(m *session.Manager) (int, error) {
+		if err := change(); err != nil {
+			return 0, err
+		}
+		n, err := m.RevokeUser(ctx, u.name, "")
+		if err != nil {
+			return n, fmt.Errorf("the account of %s is changed, but ending its sessions failed after %d: %w", u.name, n, err)
+		}
+		return n, nil
+	})
 	if err != nil {
 		return err
 	}
-	accounts, err := account.NewStore(ctx, d, account.Options{Logger: log})
-	if err != nil {
-		return fmt.Errorf("opening the accounts: %w", err)
-	}
-
-	switch sub {
-	case "add":
-		if err := accounts.Create(ctx, name, password, account.Role(role)); err != nil {
-			return accountError(err, name)
-		}
-		recordAudit(ctx, al, log, audit.UserCreated, name)
-		fmt.Fprintf(stdout, "created %s %s\n", role, name)
-	case "list":
-		users, err := accounts.List(ctx)
-		if err != nil {
-			return fmt.Errorf("listing the accounts: %w", err)
-		}
-		printUsers(stdout, users)
-	case "enable":
-		if err := accounts.SetDisabled(ctx, name, false); err != nil {
-			return accountError(err, name)
-		}
-		recordAudit(ctx, al, log, audit.UserEnabled, name)
-		fmt.Fprintf(stdout, "enabled %s\n", name)
-	case "disable", "passwd":
-		what, change := "disabled", func() error {
-			if err := accounts.SetDisabled(ctx, name, true); err != nil {
-				return accountError(err, name)
-			}
-			recordAudit(ctx, al, log, audit.UserDisabled, name)
-			return nil
-		}
-		if sub == "passwd" {
-			what, change = "changed the password of", func() error {
-				if err := accounts.SetPassword(ctx, name, password); err != nil {
-					return accountError(err, name)
-				}
-				recordAudit(ctx, al, log, audit.PasswordChanged, name)
-				return nil
-			}
-		}
-		if sessions == "memory" {
-			// A memory store lives inside the server process: no other
-			// process can reach its sessions.
-			if err := change(); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "%s %s\n", what, name)
-			fmt.Fprintf(stderr, "sessionguard: note: with -sessions memory the sessions live inside the server process, so this command cannot end them; %s\n",
-				map[string]string{
-					"disable": "the server ends them at their next request, since the account is disabled",
-					"passwd":  "end them from the admin page, or they run until they time out",
-				}[sub])
-			return nil
-		}
-		// The session store is opened before the change, so that a store
-		// that cannot be reached leaves the account as it was instead of
-		// changed with its sessions still running.
-		ended, err := withSessions(ctx, sessions, db, al, log, func(m *session.Manager) (int, error) {
-			if err := change(); err != nil {
-				return 0, err
-			}
-			n, err := m.RevokeUser(ctx, name, "")
-			if err != nil {
-				return n, fmt.Errorf("the account of %s is changed, but ending its sessions failed after %d: %w", name, n, err)
-			}
-			return n, nil
-		})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s %s; ended %d session(s)\n", what, name, ended)
-	}
+	fmt.Fprintf(u.stdout, "%s %s; ended %d session(s)\n", done, u.name, ended)
 	return nil
 }
 
@@ -214,7 +318,7 @@ func withSessions(ctx context.Context, dsn, db string, al *auditLog, log *slog.L
 		Store:         store,
 		Observers:     []session.Observer{al},
 		Logger:        log,
-		SweepInterval: -1,
+		SweepInterval: session.SweepOff,
 	})
 	if err != nil {
 		return 0, err

@@ -121,19 +121,19 @@ func (s *writeCounter) Create(ctx context.Context, rec session.Record) error {
 	return s.Store.Create(ctx, rec)
 }
 
-func (s *writeCounter) Touch(ctx context.Context, id string, at time.Time) error {
+func (s *writeCounter) Touch(ctx context.Context, id string, at time.Time, exp session.Expiry) error {
 	s.others.Add(1)
-	return s.Store.Touch(ctx, id, at)
+	return s.Store.Touch(ctx, id, at, exp)
 }
 
-func (s *writeCounter) SaveData(ctx context.Context, id string, data map[string]string) error {
+func (s *writeCounter) SaveData(ctx context.Context, id string, old, data map[string]string) error {
 	s.others.Add(1)
-	return s.Store.SaveData(ctx, id, data)
+	return s.Store.SaveData(ctx, id, old, data)
 }
 
-func (s *writeCounter) Renew(ctx context.Context, id string, old, new session.TokenHash, authenticatedAt, lastActivity time.Time) error {
+func (s *writeCounter) Renew(ctx context.Context, id string, old, new session.TokenHash, r session.Renewal) error {
 	s.others.Add(1)
-	return s.Store.Renew(ctx, id, old, new, authenticatedAt, lastActivity)
+	return s.Store.Renew(ctx, id, old, new, r)
 }
 
 func (s *writeCounter) End(ctx context.Context, id string, e session.Ending) (session.Record, error) {

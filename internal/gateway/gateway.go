@@ -14,11 +14,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sessionguard/sessionguard/account"
+	"github.com/sessionguard/sessionguard/internal/account"
 	"github.com/sessionguard/sessionguard/internal/forwarded"
 	"github.com/sessionguard/sessionguard/internal/metrics"
+	"github.com/sessionguard/sessionguard/internal/web"
 	"github.com/sessionguard/sessionguard/session"
-	"github.com/sessionguard/sessionguard/web"
 )
 
 // The check endpoints: one for nginx, which turns any answer but 2xx, 401
@@ -47,7 +47,8 @@ type Accounts interface {
 	Get(ctx context.Context, name string) (account.User, error)
 }
 
-// Config configures a Gate. Sessions, Accounts and Web are required.
+// Config configures a Gate. Sessions, Accounts and Web are required; every
+// other field takes its documented default when zero.
 type Config struct {
 	// Sessions checks the sessions. Required.
 	Sessions *session.Manager
@@ -75,7 +76,7 @@ type Config struct {
 	// none. New refuses a malformed pattern.
 	PassivePaths []string
 
-	// Activity says which requests extend a session. The default is
+	// Activity says which requests extend a session. The default ("") is
 	// ActivityNavigation.
 	Activity Activity
 
@@ -104,7 +105,8 @@ type Config struct {
 	InjectScript bool
 
 	// UpstreamTimeout bounds the wait for the upstream's response headers;
-	// past it the browser gets 504. The default is DefaultUpstreamTimeout.
+	// past it the browser gets 504. The default (0) is
+	// DefaultUpstreamTimeout; a negative value is an error.
 	UpstreamTimeout time.Duration
 
 	// ClientIP returns a request's client address, for X-Forwarded-For.
@@ -118,6 +120,26 @@ type Config struct {
 	// Logger receives configuration warnings and upstream failures. The
 	// default is slog.Default().
 	Logger *slog.Logger
+}
+
+// withDefaults returns c with its zero fields set to their defaults and its
+// URLs without a trailing slash.
+func (c Config) withDefaults() Config {
+	if c.Activity == "" {
+		c.Activity = ActivityNavigation
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.ClientIP == nil {
+		c.ClientIP = remoteHost
+	}
+	if c.UpstreamTimeout == 0 {
+		c.UpstreamTimeout = DefaultUpstreamTimeout
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	c.DefaultBaseURL = strings.TrimRight(c.DefaultBaseURL, "/")
+	return c
 }
 
 // Gate answers forward-auth checks and, with an upstream, proxies signed-in
@@ -147,23 +169,14 @@ func New(cfg Config) (*Gate, error) {
 		}
 	}
 	switch cfg.Activity {
-	case "":
-		cfg.Activity = ActivityNavigation
-	case ActivityNavigation, ActivityAll:
+	case "", ActivityNavigation, ActivityAll:
 	default:
 		return nil, fmt.Errorf("gateway: Config.Activity %q: want %q or %q", cfg.Activity, ActivityNavigation, ActivityAll)
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	if cfg.UpstreamTimeout < 0 {
+		return nil, fmt.Errorf("gateway: Config.UpstreamTimeout must be positive or zero (the default), got %v", cfg.UpstreamTimeout)
 	}
-	if cfg.ClientIP == nil {
-		cfg.ClientIP = remoteHost
-	}
-	if cfg.UpstreamTimeout <= 0 {
-		cfg.UpstreamTimeout = DefaultUpstreamTimeout
-	}
-	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	cfg.DefaultBaseURL = strings.TrimRight(cfg.DefaultBaseURL, "/")
+	cfg = cfg.withDefaults()
 	g := &Gate{cfg: cfg, cookieName: cfg.Sessions.CookieName()}
 	if len(cfg.AllowRoles) > 0 {
 		g.allow = make(map[string]bool, len(cfg.AllowRoles))
@@ -385,7 +398,7 @@ func (g *Gate) decide(r *http.Request, orig *original) (*http.Request, verdict) 
 	r = g.cfg.Sessions.Check(r, false)
 	ctx := r.Context()
 	sess := session.FromContext(ctx)
-	if sess == nil {
+	if !sess.SignedIn() { // none, or an anonymous one: never let through
 		if err := session.StoreError(ctx); err != nil {
 			return r, verdict{status: http.StatusServiceUnavailable, err: err}
 		}
@@ -398,7 +411,7 @@ func (g *Gate) decide(r *http.Request, orig *original) (*http.Request, verdict) 
 	if errors.Is(err, account.ErrNotFound) || (err == nil && u.Disabled) {
 		// The account was disabled or removed and this session's
 		// revocation missed: end it now.
-		if err := g.cfg.Sessions.Revoke(ctx, sess.ID()); err != nil && !errors.Is(err, session.ErrNotFound) {
+		if err := g.cfg.Sessions.Revoke(ctx, sess.UserID(), sess.ID()); err != nil && !errors.Is(err, session.ErrNotFound) {
 			return r, verdict{status: http.StatusServiceUnavailable, err: err}
 		}
 		g.cfg.Logger.Warn("gateway: ended a session whose account is disabled or gone", "user", sess.UserID(), "session", sess.ID())

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sessionguard/sessionguard/web"
+	"github.com/sessionguard/sessionguard/internal/web"
 )
 
 // TestAuthRequestNeverRedirects: nginx turns any answer but 2xx, 401 and

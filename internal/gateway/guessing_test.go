@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sessionguard/sessionguard/web"
+	"github.com/sessionguard/sessionguard/internal/web"
 )
 
 // guessedToken returns a well-formed session token that was never issued.
@@ -17,7 +17,7 @@ func guessedToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// Issue 11, item 11 (R56) at the gateway: a burst of unknown tokens from one
+// Session ID guessing at the gateway: a burst of unknown tokens from one
 // address is refused (429 where the proxy passes it on; nginx, which turns
 // a 429 into a 500, gets its 401 with Retry-After) and logged once, while
 // a live session from the same address, and unknown tokens from others,

@@ -17,12 +17,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sessionguard/sessionguard/account"
+	"github.com/sessionguard/sessionguard/internal/account"
 	"github.com/sessionguard/sessionguard/internal/sqldb"
+	"github.com/sessionguard/sessionguard/internal/web"
 	"github.com/sessionguard/sessionguard/session"
 	"github.com/sessionguard/sessionguard/session/memstore"
 	"github.com/sessionguard/sessionguard/session/sessiontest"
-	"github.com/sessionguard/sessionguard/web"
 )
 
 var t0 = time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
@@ -59,7 +59,7 @@ func newEnv(t *testing.T, configure func(*Config)) *env {
 	e := &env{t: t, clock: sessiontest.NewClock(t0), store: &countingStore{Store: memstore.New()}, logs: &syncBuffer{}}
 	logger := slog.New(slog.NewTextHandler(e.logs, nil))
 	var err error
-	e.sessions, err = session.New(session.Config{Store: e.store, Clock: e.clock, Logger: logger, SweepInterval: -1})
+	e.sessions, err = session.New(session.Config{Store: e.store, Clock: e.clock, Logger: logger, SweepInterval: session.SweepOff})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func (e *env) login(user string) string {
 		e.t.Fatal(err)
 	}
 	w := httptest.NewRecorder()
-	if _, err := e.sessions.Login(w, httptest.NewRequest("POST", "/auth/login", nil), u.Name, session.Policy{IdleTimeout: idle, AbsoluteTimeout: 12 * time.Hour}); err != nil {
+	if _, err := e.sessions.Login(w, httptest.NewRequest("POST", "/auth/login", nil), u.Name, session.LoginOptions{Policy: session.Policy{IdleTimeout: idle, AbsoluteTimeout: 12 * time.Hour}}); err != nil {
 		e.t.Fatal(err)
 	}
 	for _, c := range w.Result().Cookies() {
@@ -189,12 +189,12 @@ func (s *countingStore) Get(ctx context.Context, h session.TokenHash) (session.R
 	return s.Store.Get(ctx, h)
 }
 
-func (s *countingStore) Touch(ctx context.Context, id string, at time.Time) error {
+func (s *countingStore) Touch(ctx context.Context, id string, at time.Time, exp session.Expiry) error {
 	if s.failing.Load() {
 		return errStoreDown
 	}
 	s.touches.Add(1)
-	return s.Store.Touch(ctx, id, at)
+	return s.Store.Touch(ctx, id, at, exp)
 }
 
 // syncBuffer is a log destination safe for concurrent writes.
