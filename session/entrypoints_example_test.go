@@ -46,7 +46,7 @@ func fetch(client *http.Client, method, url string, header ...string) {
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	fmt.Println(res.StatusCode, strings.TrimSpace(string(body)))
+	fmt.Println(strings.TrimSpace(fmt.Sprint(res.StatusCode, " ", strings.TrimSpace(string(body)))))
 }
 
 // A flash message: set by one request, shown once by the next.
@@ -299,7 +299,8 @@ func ExampleManager_Reauthenticate() {
 	})
 	srv := httptest.NewServer(sessions.Require(mux))
 	defer srv.Close()
-	alice := sessiontest.Login(nil, srv, sessions, "alice", session.LoginOptions{})
+	// Idle for up to 4 hours, 12 hours from sign-in at most.
+	alice := sessiontest.Login(nil, srv, sessions, "alice", session.LoginOptions{Policy: session.Policy{IdleTimeout: 4 * time.Hour}})
 
 	clock.Advance(3 * time.Hour)
 	fetch(alice, "POST", srv.URL+"/became-admin")

@@ -22,7 +22,9 @@ const (
 
 // Event is something that happened to a session.
 type Event struct {
-	Kind    EventKind
+	Kind EventKind
+	// Session is the session as it was; its UserID is empty for an
+	// anonymous session (Manager.Start), which has events too.
 	Session Info
 	// Reason is set for EventEnded.
 	Reason EndReason

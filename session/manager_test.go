@@ -312,8 +312,8 @@ func TestCookiePathAndPartitioned(t *testing.T) {
 	if c.Path != "/shop" || !c.Secure {
 		t.Errorf("cookie Path=%q Secure=%v, want /shop and Secure", c.Path, c.Secure)
 	}
-	if !strings.Contains(res.Header.Get("Set-Cookie"), "Partitioned") {
-		t.Errorf("Set-Cookie %q lacks Partitioned", res.Header.Get("Set-Cookie"))
+	if !strings.Contains(res.Header().Get("Set-Cookie"), "Partitioned") {
+		t.Errorf("Set-Cookie %q lacks Partitioned", res.Header().Get("Set-Cookie"))
 	}
 }
 

@@ -23,81 +23,9 @@ func idleSession(i int, now time.Time) session.Record {
 	return rec
 }
 
-// filled returns a Store of n idle sessions and their records.
-func filled(b *testing.B, n int) (*memstore.Store, []session.Record) {
-	s := memstore.New()
-	b.Cleanup(func() { s.Close() })
-	now := time.Now()
-	recs := make([]session.Record, n)
-	for i := range recs {
-		recs[i] = idleSession(i, now)
-		if err := s.Create(b.Context(), recs[i]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return s, recs
-}
-
-// BenchmarkGet looks sessions up by token hash, as every request does.
-func BenchmarkGet(b *testing.B) {
-	s, recs := filled(b, 100_000)
-	ctx := b.Context()
-	b.Run("serial", func(b *testing.B) {
-		i := 0
-		for b.Loop() {
-			if _, err := s.Get(ctx, recs[i%len(recs)].TokenHash); err != nil {
-				b.Fatal(err)
-			}
-			i++
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.RunParallel(func(pb *testing.PB) {
-			i := 0
-			for pb.Next() {
-				if _, err := s.Get(ctx, recs[i%len(recs)].TokenHash); err != nil {
-					b.Error(err)
-					return
-				}
-				i += 7
-			}
-		})
-	})
-}
-
-// BenchmarkTouch records activity, as a request does once per touch interval.
-func BenchmarkTouch(b *testing.B) {
-	s, recs := filled(b, 100_000)
-	ctx := b.Context()
-	at := time.Now()
-	i := 0
-	for b.Loop() {
-		at = at.Add(time.Microsecond)
-		if err := s.Touch(ctx, recs[i%len(recs)].ID, at); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
-// BenchmarkEndExpired sweeps batches of 500 from a store of expired sessions,
-// refilled outside the timer.
-func BenchmarkEndExpired(b *testing.B) {
-	s, _ := filled(b, 100_000)
-	ctx := b.Context()
-	later := time.Now().Add(24 * time.Hour)
-	for b.Loop() {
-		ended, err := s.EndExpired(ctx, later, time.Hour, 500)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(ended) < 500 {
-			b.StopTimer()
-			s, _ = filled(b, 100_000)
-			b.StartTimer()
-		}
-	}
-}
+// BenchmarkStore is the benchmarks every store runs: Get, Touch, SaveData,
+// Create and End, and sweep batches.
+func BenchmarkStore(b *testing.B) { storetest.Bench(b, newStore) }
 
 // BenchmarkIdleSessionMemory reports the heap an idle session costs
 // (B/session), strings and indexes included, as the benchmark harness

@@ -74,3 +74,25 @@ func uvarintLen(x uint64) int {
 	}
 	return n
 }
+
+// packedEqual reports whether the data packed in s is m, without unpacking
+// it: the same number of pairs, each of them in m. Packed keys are distinct,
+// being a map's, so that is equality. A nil and an empty m are alike.
+func packedEqual(s string, m map[string]string) bool {
+	if s == "" {
+		return len(m) == 0
+	}
+	n, s := nextUvarint(s)
+	if n != uint64(len(m)) {
+		return false
+	}
+	for range n {
+		var k, v string
+		k, s = nextString(s)
+		v, s = nextString(s)
+		if mv, ok := m[k]; !ok || mv != v {
+			return false
+		}
+	}
+	return true
+}

@@ -21,7 +21,7 @@ func Example() {
 	defer m.Close()
 
 	r := httptest.NewRequest("POST", "https://example.com/login", nil)
-	if _, err := m.Login(httptest.NewRecorder(), r, "alice", session.Policy{}); err != nil {
+	if _, err := m.Login(httptest.NewRecorder(), r, "alice", session.LoginOptions{}); err != nil {
 		log.Fatal(err)
 	}
 	sessions, err := m.List(r.Context(), "alice", 0)

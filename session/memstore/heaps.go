@@ -45,39 +45,39 @@ func (c *chunked[T]) pop() T {
 	return v
 }
 
-// deadlineHeap orders live sessions by deadline, soonest first, for
+// expiryHeap orders live sessions by expiry, soonest first, for
 // container/heap. Each entry knows its index, so a Touch, Renew or End fixes
 // or removes it in place in O(log n): the heap never holds stale entries,
 // and its size is the number of live sessions.
-type deadlineHeap struct{ items chunked[*entry] }
+type expiryHeap struct{ items chunked[*entry] }
 
-func (h *deadlineHeap) Len() int { return h.items.len() }
+func (h *expiryHeap) Len() int { return h.items.len() }
 
-func (h *deadlineHeap) Less(i, j int) bool {
-	return (*h.items.at(i)).deadline() < (*h.items.at(j)).deadline()
+func (h *expiryHeap) Less(i, j int) bool {
+	return (*h.items.at(i)).expiresAt < (*h.items.at(j)).expiresAt
 }
 
-func (h *deadlineHeap) Swap(i, j int) {
+func (h *expiryHeap) Swap(i, j int) {
 	a, b := h.items.at(i), h.items.at(j)
 	*a, *b = *b, *a
 	(*a).heapIndex = int32(i)
 	(*b).heapIndex = int32(j)
 }
 
-func (h *deadlineHeap) Push(x any) {
+func (h *expiryHeap) Push(x any) {
 	e := x.(*entry)
 	e.heapIndex = int32(h.items.len())
 	h.items.push(e)
 }
 
-func (h *deadlineHeap) Pop() any {
+func (h *expiryHeap) Pop() any {
 	e := h.items.pop()
 	e.heapIndex = -1
 	return e
 }
 
-// first returns the session with the soonest deadline, or nil.
-func (h *deadlineHeap) first() *entry {
+// first returns the session with the soonest expiry, or nil.
+func (h *expiryHeap) first() *entry {
 	if h.items.len() == 0 {
 		return nil
 	}

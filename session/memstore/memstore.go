@@ -4,7 +4,7 @@
 //
 // Every operation is O(log n) or better except List with an empty user ID,
 // which reads every session. Expired sessions are found through a heap
-// ordered by deadline, so a sweep costs only what it ends.
+// ordered by expiry, so a sweep costs only what it ends.
 package memstore
 
 import (
@@ -49,7 +49,7 @@ type Store struct {
 	// these are not Go maps.
 	index     [indexCount]chainedIndex
 	seed      maphash.Seed // of the ID and user ID hashes
-	deadlines deadlineHeap // every live session, soonest deadline first
+	expiries  expiryHeap   // every live session, soonest expiry first
 	ended     map[session.TokenHash]endedToken
 	retention retentionHeap // ended tokens, soonest KeepUntil first
 	// reasons interns the reasons of ended tokens, which endedToken holds
@@ -77,8 +77,9 @@ func New() *Store {
 // Its strings (ID, user ID, IP, and Data packed by packData) are one string,
 // text: one allocation instead of four, from which Get hands out substrings
 // without copying. Times are Unix nanoseconds (the contract asks only that
-// they compare Equal, so the zone is not kept). The user agent and the
-// policy are interned: most sessions share a handful of them.
+// they compare Equal, so the zone is not kept). What rarely changes (user
+// agent, policy, Persistent, the reason of the expiry) is interned as one
+// value: most sessions share a handful of them.
 //
 // An entry's fields change only under Store.mu; readers copy it under the
 // read lock.
@@ -88,10 +89,10 @@ type entry struct {
 	// idEnd, userEnd and ipEnd are where the ID, user ID and IP end in
 	// text; the packed data follows.
 	idEnd, userEnd, ipEnd                uint32
-	heapIndex                            int32 // position in Store.deadlines
-	userAgent                            unique.Handle[string]
-	policy                               unique.Handle[session.Policy]
+	heapIndex                            int32 // position in Store.expiries
+	meta                                 unique.Handle[meta]
 	createdAt, authenticatedAt, lastSeen int64
+	expiresAt                            int64
 	// prev and next link the sessions of one user in a circular list ordered
 	// by createdAt, so listing a user's sessions needs no sort.
 	prev, next *entry
@@ -104,6 +105,25 @@ func (e *entry) id() string     { return e.text[:e.idEnd] }
 func (e *entry) userID() string { return e.text[e.idEnd:e.userEnd] }
 func (e *entry) ip() string     { return e.text[e.userEnd:e.ipEnd] }
 func (e *entry) data() string   { return e.text[e.ipEnd:] }
+
+// meta is the part of a session that few sessions differ in.
+type meta struct {
+	userAgent  string
+	policy     session.Policy
+	persistent bool
+	// expiryReason is the reason of the session's expiry, which a touch
+	// rarely changes (from idle to absolute, once, near the end).
+	expiryReason session.EndReason
+}
+
+// setExpiryReason sets the reason of e's expiry, interning anew only when it
+// changes.
+func (e *entry) setExpiryReason(reason session.EndReason) {
+	if m := e.meta.Value(); m.expiryReason != reason {
+		m.expiryReason = reason
+		e.meta = unique.Make(m)
+	}
+}
 
 // endedToken is what Ended answers for a token whose session ended. It
 // holds no pointer (its reason is a position in Store.reasons), so that the
@@ -128,13 +148,17 @@ func (s *Store) Create(ctx context.Context, rec session.Record) error {
 		return fmt.Errorf("memstore: session %.40q: ID, user ID, IP and data exceed 4 GiB", rec.ID)
 	}
 	e := &entry{
-		hash:      rec.TokenHash,
-		text:      text,
-		idEnd:     uint32(len(rec.ID)),
-		userEnd:   uint32(len(rec.ID) + len(rec.UserID)),
-		ipEnd:     uint32(len(rec.ID) + len(rec.UserID) + len(rec.IP)),
-		userAgent: unique.Make(rec.UserAgent),
-		policy:    unique.Make(rec.Policy),
+		hash:    rec.TokenHash,
+		text:    text,
+		idEnd:   uint32(len(rec.ID)),
+		userEnd: uint32(len(rec.ID) + len(rec.UserID)),
+		ipEnd:   uint32(len(rec.ID) + len(rec.UserID) + len(rec.IP)),
+		meta: unique.Make(meta{
+			userAgent:    rec.UserAgent,
+			policy:       rec.Policy,
+			persistent:   rec.Persistent,
+			expiryReason: rec.Expires.Reason,
+		}),
 	}
 	var err error
 	if e.createdAt, err = session.UnixNanos("CreatedAt", rec.CreatedAt); err != nil {
@@ -144,6 +168,9 @@ func (s *Store) Create(ctx context.Context, rec session.Record) error {
 		return err
 	}
 	if e.lastSeen, err = session.UnixNanos("LastActivity", rec.LastActivity); err != nil {
+		return err
+	}
+	if e.expiresAt, err = session.UnixNanos("Expires.At", rec.Expires.At); err != nil {
 		return err
 	}
 
@@ -161,11 +188,11 @@ func (s *Store) Create(ctx context.Context, rec session.Record) error {
 	s.index[byID].insert(e, s.hashString(rec.ID))
 	s.index[byHash].insert(e, hashKey(e.hash))
 	s.linkUser(e)
-	heap.Push(&s.deadlines, e)
+	heap.Push(&s.expiries, e)
 	return nil
 }
 
-// Get returns the live record whose token hashes to h, past its deadline or
+// Get returns the live record whose token hashes to h, past its expiry or
 // not, or session.ErrNotFound.
 func (s *Store) Get(ctx context.Context, h session.TokenHash) (session.Record, error) {
 	s.mu.RLock()
@@ -185,12 +212,17 @@ func (s *Store) Get(ctx context.Context, h session.TokenHash) (session.Record, e
 	return found.record(), nil
 }
 
-// Touch moves the record's last activity forward to at. It returns
+// Touch records activity at at: LastActivity becomes the later of its
+// stored value and at, and the expiry becomes exp if exp is later. It returns
 // session.ErrNotFound, changing nothing, if the record does not exist or its
-// deadline is not after at. It costs O(log n): the deadline heap is fixed in
+// expiry is not after at. It costs O(log n): the expiry heap is fixed in
 // place.
-func (s *Store) Touch(ctx context.Context, id string, at time.Time) error {
+func (s *Store) Touch(ctx context.Context, id string, at time.Time, exp session.Expiry) error {
 	atNanos, err := session.UnixNanos("activity time", at)
+	if err != nil {
+		return err
+	}
+	expNanos, err := session.UnixNanos("Expires.At", exp.At)
 	if err != nil {
 		return err
 	}
@@ -200,22 +232,22 @@ func (s *Store) Touch(ctx context.Context, id string, at time.Time) error {
 		return errClosed
 	}
 	e := s.findID(id)
-	if e == nil {
+	if e == nil || e.expiresAt <= atNanos {
 		return session.ErrNotFound
 	}
-	if _, deadline := e.expiry(); deadline <= atNanos {
-		return session.ErrNotFound
-	}
-	if atNanos > e.lastSeen {
-		e.lastSeen = atNanos
-		heap.Fix(&s.deadlines, int(e.heapIndex))
+	e.lastSeen = max(e.lastSeen, atNanos)
+	if expNanos > e.expiresAt {
+		e.expiresAt = expNanos
+		e.setExpiryReason(exp.Reason)
+		heap.Fix(&s.expiries, int(e.heapIndex))
 	}
 	return nil
 }
 
-// SaveData replaces the record's data with a copy of data. It returns
-// session.ErrNotFound, changing nothing, if the record does not exist.
-func (s *Store) SaveData(ctx context.Context, id string, data map[string]string) error {
+// SaveData replaces the record's data with a copy of data if its data is
+// still old. It returns session.ErrStale, changing nothing, if it is not,
+// and session.ErrNotFound if the record does not exist.
+func (s *Store) SaveData(ctx context.Context, id string, old, data map[string]string) error {
 	packed := packData(data)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -225,6 +257,9 @@ func (s *Store) SaveData(ctx context.Context, id string, data map[string]string)
 	e := s.findID(id)
 	if e == nil {
 		return session.ErrNotFound
+	}
+	if !packedEqual(e.data(), old) {
+		return session.ErrStale
 	}
 	if uint64(e.ipEnd)+uint64(len(packed)) > math.MaxUint32 {
 		return fmt.Errorf("memstore: session %.40q: data exceeds 4 GiB", id)
@@ -236,15 +271,19 @@ func (s *Store) SaveData(ctx context.Context, id string, data map[string]string)
 }
 
 // Renew replaces the record's token hash old with new and sets its
-// authentication and activity times. It returns session.ErrNotFound, changing
-// nothing, if there is no record with ID id and hash old, and
-// session.ErrConflict if another live record has the hash new.
-func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash, authenticatedAt, lastActivity time.Time) error {
-	auth, err := session.UnixNanos("AuthenticatedAt", authenticatedAt)
+// authentication and activity times and its expiry to r's. It returns
+// session.ErrNotFound, changing nothing, if there is no record with ID id and
+// hash old, and session.ErrConflict if another live record has the hash new.
+func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash, r session.Renewal) error {
+	auth, err := session.UnixNanos("AuthenticatedAt", r.AuthenticatedAt)
 	if err != nil {
 		return err
 	}
-	seen, err := session.UnixNanos("LastActivity", lastActivity)
+	seen, err := session.UnixNanos("LastActivity", r.LastActivity)
+	if err != nil {
+		return err
+	}
+	expires, err := session.UnixNanos("Expires.At", r.Expires.At)
 	if err != nil {
 		return err
 	}
@@ -263,8 +302,9 @@ func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash
 	s.index[byHash].remove(e, hashKey(e.hash))
 	e.hash = new
 	s.index[byHash].insert(e, hashKey(e.hash))
-	e.authenticatedAt, e.lastSeen = auth, seen
-	heap.Fix(&s.deadlines, int(e.heapIndex))
+	e.authenticatedAt, e.lastSeen, e.expiresAt = auth, seen, expires
+	e.setExpiryReason(r.Expires.Reason)
+	heap.Fix(&s.expiries, int(e.heapIndex))
 	return nil
 }
 
@@ -292,7 +332,7 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (session.R
 		return session.Record{}, session.ErrNotFound
 	}
 	s.remove(en)
-	heap.Remove(&s.deadlines, int(en.heapIndex))
+	heap.Remove(&s.expiries, int(en.heapIndex))
 	tok.reason = s.reasonCode(e.Reason)
 	s.keepEnded(en.hash, tok)
 	s.mu.Unlock()
@@ -300,7 +340,7 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (session.R
 	return en.record(), nil
 }
 
-// EndExpired ends up to limit records whose deadline is at or before now,
+// EndExpired ends up to limit records whose expiry is at or before now,
 // and forgets up to limit ended tokens whose KeepUntil is at or before now.
 // A limit below 1 is an error, since it would make the batch unbounded.
 //
@@ -347,25 +387,25 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	// them: they are read without the lock.
 	out := make([]session.Ended, len(expired))
 	for i, e := range expired {
-		reason, at := e.expiry()
-		ending := session.Ending{Reason: reason, At: fromNanos(at), KeepUntil: fromNanos(addNanos(at, keep))}
-		out[i] = session.Ended{Record: e.record(), Ending: ending}
+		rec := e.record()
+		ending := session.Ending{Reason: rec.Expires.Reason, At: rec.Expires.At, KeepUntil: fromNanos(addNanos(e.expiresAt, keep))}
+		out[i] = session.Ended{Record: rec, Ending: ending}
 	}
 	return out, err
 }
 
-// endExpired ends up to n sessions whose deadline is at or before now,
+// endExpired ends up to n sessions whose expiry is at or before now,
 // appending them to expired. The caller holds s.mu.
 func (s *Store) endExpired(expired []*entry, now int64, keep time.Duration, n int) []*entry {
 	for range n {
-		e := s.deadlines.first()
-		if e == nil || e.deadline() > now {
+		e := s.expiries.first()
+		if e == nil || e.expiresAt > now {
 			break
 		}
-		heap.Pop(&s.deadlines)
+		heap.Pop(&s.expiries)
 		s.remove(e)
-		reason, at := e.expiry()
-		s.keepEnded(e.hash, endedToken{reason: s.reasonCode(reason), at: at, keepUntil: addNanos(at, keep)})
+		at := e.expiresAt
+		s.keepEnded(e.hash, endedToken{reason: s.reasonCode(e.meta.Value().expiryReason), at: at, keepUntil: addNanos(at, keep)})
 		expired = append(expired, e)
 	}
 	return expired
@@ -490,12 +530,12 @@ func (s *Store) Close() error {
 		s.index[i] = chainedIndex{}
 	}
 	s.ended = nil
-	s.deadlines, s.retention = deadlineHeap{}, retentionHeap{}
+	s.expiries, s.retention = expiryHeap{}, retentionHeap{}
 	return nil
 }
 
 // remove takes e out of the hash, ID and user indexes; the caller removes it
-// from the deadline heap.
+// from the expiry heap.
 func (s *Store) remove(e *entry) {
 	s.index[byHash].remove(e, hashKey(e.hash))
 	s.index[byID].remove(e, s.hashString(e.id()))
@@ -584,26 +624,9 @@ func (s *Store) unlinkUser(e *entry) {
 	e.prev, e.next = nil, nil
 }
 
-// expiry returns how and when the session ends if nothing else ends it
-// first, as session.Info.Expiry does, in Unix nanoseconds.
-func (e *entry) expiry() (session.EndReason, int64) {
-	p := e.policy.Value()
-	idle := addNanos(e.lastSeen, p.IdleTimeout)
-	abs := addNanos(e.authenticatedAt, p.AbsoluteTimeout)
-	if abs <= idle {
-		return session.ReasonAbsolute, abs
-	}
-	return session.ReasonIdle, idle
-}
-
-// deadline is the instant from which the session is expired.
-func (e *entry) deadline() int64 {
-	_, at := e.expiry()
-	return at
-}
-
 // record returns e as a session.Record, with fresh Data the caller may change.
 func (e *entry) record() session.Record {
+	m := e.meta.Value()
 	return session.Record{
 		Info: session.Info{
 			ID:              e.id(),
@@ -611,9 +634,11 @@ func (e *entry) record() session.Record {
 			CreatedAt:       fromNanos(e.createdAt),
 			AuthenticatedAt: fromNanos(e.authenticatedAt),
 			LastActivity:    fromNanos(e.lastSeen),
-			Policy:          e.policy.Value(),
+			Policy:          m.policy,
 			IP:              e.ip(),
-			UserAgent:       e.userAgent.Value(),
+			UserAgent:       m.userAgent,
+			Expires:         session.Expiry{At: fromNanos(e.expiresAt), Reason: m.expiryReason},
+			Persistent:      m.persistent,
 		},
 		TokenHash: e.hash,
 		Data:      unpackData(e.data()),

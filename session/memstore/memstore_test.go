@@ -9,9 +9,12 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) session.Store {
-		s := memstore.New()
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	storetest.Run(t, newStore)
+}
+
+// newStore is a fresh Store for one test, closed when it ends.
+func newStore(t testing.TB) session.Store {
+	s := memstore.New()
+	t.Cleanup(func() { s.Close() })
+	return s
 }

@@ -20,38 +20,6 @@ var base = time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 
 var policy = session.Policy{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour}
 
-func TestClosedStoreFails(t *testing.T) {
-	s := New()
-	ctx := t.Context()
-	rec := storetest.NewRecord("alice", base, policy)
-	if err := s.Create(ctx, rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if err := s.Close(); err != nil {
-		t.Errorf("second Close: %v, want nil", err)
-	}
-	calls := map[string]error{
-		"Create":   s.Create(ctx, storetest.NewRecord("bob", base, policy)),
-		"Touch":    s.Touch(ctx, rec.ID, base),
-		"SaveData": s.SaveData(ctx, rec.ID, nil),
-		"Renew":    s.Renew(ctx, rec.ID, rec.TokenHash, rec.TokenHash, base, base),
-		"Ping":     s.Ping(ctx),
-	}
-	_, calls["Get"] = s.Get(ctx, rec.TokenHash)
-	_, calls["End"] = s.End(ctx, rec.ID, session.Ending{Reason: session.ReasonLogout, At: base, KeepUntil: base})
-	_, calls["EndExpired"] = s.EndExpired(ctx, base, time.Hour, 10)
-	_, calls["Ended"] = s.Ended(ctx, rec.TokenHash)
-	_, calls["List"] = s.List(ctx, "", 0)
-	for name, err := range calls {
-		if !errors.Is(err, errClosed) {
-			t.Errorf("%s after Close: %v, want %v", name, err, errClosed)
-		}
-	}
-}
-
 func TestEndExpiredRefusesUnboundedBatch(t *testing.T) {
 	s := New()
 	rec := storetest.NewRecord("alice", base, policy)
@@ -78,6 +46,7 @@ func TestTimesOutOfRange(t *testing.T) {
 		{"zero CreatedAt", func(r *session.Record) { r.CreatedAt = time.Time{} }},
 		{"AuthenticatedAt after 2262", func(r *session.Record) { r.AuthenticatedAt = far }},
 		{"LastActivity before 1678", func(r *session.Record) { r.LastActivity = time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC) }},
+		{"Expires.At after 2262", func(r *session.Record) { r.Expires.At = far }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := New()
@@ -98,11 +67,19 @@ func TestTimesOutOfRange(t *testing.T) {
 	if err := s.Create(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Touch(ctx, rec.ID, far); err == nil || errors.Is(err, session.ErrNotFound) {
+	if err := s.Touch(ctx, rec.ID, far, session.Expiry{At: far}); err == nil || errors.Is(err, session.ErrNotFound) {
 		t.Errorf("Touch after 2262: %v, want a range error", err)
 	}
-	if err := s.Renew(ctx, rec.ID, rec.TokenHash, rec.TokenHash, far, base); err == nil {
-		t.Error("Renew after 2262: no error")
+	if err := s.Touch(ctx, rec.ID, base, session.Expiry{At: far}); err == nil || errors.Is(err, session.ErrNotFound) {
+		t.Errorf("Touch expiring after 2262: %v, want a range error", err)
+	}
+	for _, r := range []session.Renewal{
+		{AuthenticatedAt: far, LastActivity: base, Expires: rec.Expires},
+		{AuthenticatedAt: base, LastActivity: base, Expires: session.Expiry{At: far}},
+	} {
+		if err := s.Renew(ctx, rec.ID, rec.TokenHash, rec.TokenHash, r); err == nil {
+			t.Errorf("Renew to %+v: no error", r)
+		}
 	}
 	if _, err := s.End(ctx, rec.ID, session.Ending{Reason: session.ReasonLogout, At: base, KeepUntil: far}); err == nil {
 		t.Error("End keeping until after 2262: no error")
@@ -110,27 +87,6 @@ func TestTimesOutOfRange(t *testing.T) {
 	got, err := s.Get(ctx, rec.TokenHash)
 	if err != nil || !got.LastActivity.Equal(base) || !got.AuthenticatedAt.Equal(base) {
 		t.Errorf("refused calls changed the session: %+v, %v", got.Info, err)
-	}
-}
-
-func TestRenewToALiveHashIsConflict(t *testing.T) {
-	s := New()
-	ctx := t.Context()
-	a := storetest.NewRecord("alice", base, policy)
-	b := storetest.NewRecord("bob", base, policy)
-	for _, r := range []session.Record{a, b} {
-		if err := s.Create(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Renew(ctx, a.ID, a.TokenHash, b.TokenHash, base, base); !errors.Is(err, session.ErrConflict) {
-		t.Errorf("Renew to another session's hash: %v, want ErrConflict", err)
-	}
-	if got, err := s.Get(ctx, b.TokenHash); err != nil || got.ID != b.ID {
-		t.Errorf("Get(b's hash) = %q, %v; want b", got.ID, err)
-	}
-	if got, err := s.Get(ctx, a.TokenHash); err != nil || got.ID != a.ID {
-		t.Errorf("Get(a's hash) = %q, %v; want a", got.ID, err)
 	}
 }
 
@@ -175,7 +131,7 @@ func TestSharedHashKey(t *testing.T) {
 	rec := live[ids[0]] // the tail of the chain: sessions are added in front
 	renewed := rec.TokenHash
 	renewed[31] ^= 1
-	if err := s.Renew(ctx, rec.ID, rec.TokenHash, renewed, base, base); err != nil {
+	if err := s.Renew(ctx, rec.ID, rec.TokenHash, renewed, session.Renewal{AuthenticatedAt: base, LastActivity: base, Expires: rec.Expires}); err != nil {
 		t.Fatalf("Renew within the chain: %v", err)
 	}
 	if _, err := s.Get(ctx, rec.TokenHash); !errors.Is(err, session.ErrNotFound) {
@@ -226,6 +182,40 @@ func TestPackData(t *testing.T) {
 	}
 }
 
+func TestPackedEqual(t *testing.T) {
+	packed := packData(map[string]string{"a": "1", "": "", "ключ": "значение"})
+	for _, c := range []struct {
+		m    map[string]string
+		want bool
+	}{
+		{map[string]string{"a": "1", "": "", "ключ": "значение"}, true},
+		{map[string]string{"a": "1", "": ""}, false},
+		{map[string]string{"a": "1", "": "", "ключ": "значение", "b": ""}, false},
+		{map[string]string{"a": "1", "": "x", "ключ": "значение"}, false},
+		{map[string]string{"a": "1", "b": "", "ключ": "значение"}, false},
+		{nil, false},
+	} {
+		if got := packedEqual(packed, c.m); got != c.want {
+			t.Errorf("packedEqual(packed, %q) = %v, want %v", c.m, got, c.want)
+		}
+	}
+	for _, m := range []map[string]string{nil, {}} {
+		if !packedEqual(packData(nil), m) || packedEqual(packData(nil), map[string]string{"": ""}) {
+			t.Errorf("empty data does not equal %#v alone", m)
+		}
+	}
+}
+
+// expiryOf is the Manager's rule, for the model: the earlier of the idle
+// and the absolute deadline, a tie being absolute.
+func expiryOf(p session.Policy, authAt, last time.Time) session.Expiry {
+	idle, abs := last.Add(p.IdleTimeout), authAt.Add(p.AbsoluteTimeout)
+	if !abs.After(idle) {
+		return session.Expiry{At: abs, Reason: session.ReasonAbsolute}
+	}
+	return session.Expiry{At: idle, Reason: session.ReasonIdle}
+}
+
 // TestMatchesModel runs random operations against a Store and against a
 // plain map of records, and checks that they agree and that the Store's
 // indexes stay consistent: the heap ordered, every entry at its index, every
@@ -254,6 +244,7 @@ func TestMatchesModel(t *testing.T) {
 			p := session.Policy{IdleTimeout: time.Duration(1+rng.IntN(30)) * time.Minute, AbsoluteTimeout: time.Duration(30+rng.IntN(90)) * time.Minute}
 			rec := storetest.NewRecord(users[rng.IntN(len(users))], now.Add(-time.Duration(rng.IntN(600))*time.Second+tick), p)
 			rec.LastActivity, rec.AuthenticatedAt = now, now
+			rec.Expires = expiryOf(p, now, now)
 			if err := s.Create(ctx, rec); err != nil {
 				t.Fatalf("step %d: Create: %v", step, err)
 			}
@@ -263,15 +254,19 @@ func TestMatchesModel(t *testing.T) {
 			if !ok {
 				continue
 			}
-			err := s.Touch(ctx, rec.ID, now)
-			if rec.Deadline().After(now) {
+			exp := expiryOf(rec.Policy, rec.AuthenticatedAt, now)
+			err := s.Touch(ctx, rec.ID, now, exp)
+			if rec.Expires.At.After(now) {
 				if err != nil {
-					t.Fatalf("step %d: Touch before the deadline: %v", step, err)
+					t.Fatalf("step %d: Touch before the expiry: %v", step, err)
 				}
 				rec.LastActivity = now
+				if exp.At.After(rec.Expires.At) {
+					rec.Expires = exp
+				}
 				model[rec.ID] = rec
 			} else if !errors.Is(err, session.ErrNotFound) {
-				t.Fatalf("step %d: Touch after the deadline: %v", step, err)
+				t.Fatalf("step %d: Touch after the expiry: %v", step, err)
 			}
 		case op < 6:
 			rec, ok := pick()
@@ -281,7 +276,9 @@ func TestMatchesModel(t *testing.T) {
 			renewed := rec
 			renewed.TokenHash = storetest.NewRecord("", now, policy).TokenHash
 			renewed.AuthenticatedAt, renewed.LastActivity = now, now
-			if err := s.Renew(ctx, rec.ID, rec.TokenHash, renewed.TokenHash, now, now); err != nil {
+			renewed.Expires = expiryOf(rec.Policy, now, now)
+			r := session.Renewal{AuthenticatedAt: now, LastActivity: now, Expires: renewed.Expires}
+			if err := s.Renew(ctx, rec.ID, rec.TokenHash, renewed.TokenHash, r); err != nil {
 				t.Fatalf("step %d: Renew: %v", step, err)
 			}
 			model[rec.ID] = renewed
@@ -314,8 +311,8 @@ func TestMatchesModel(t *testing.T) {
 				if !ok || !rec.Expired(now) {
 					t.Fatalf("step %d: EndExpired ended %s, which was not expired", step, e.ID)
 				}
-				if reason, at := rec.Expiry(); e.Reason != reason || !e.At.Equal(at) {
-					t.Fatalf("step %d: EndExpired ended %s as %s at %v, want %s at %v", step, e.ID, e.Reason, e.At, reason, at)
+				if e.Reason != rec.Expires.Reason || !e.At.Equal(rec.Expires.At) {
+					t.Fatalf("step %d: EndExpired ended %s as %s at %v, want %+v", step, e.ID, e.Reason, e.At, rec.Expires)
 				}
 				delete(model, e.ID)
 			}
@@ -336,7 +333,7 @@ func TestMatchesModel(t *testing.T) {
 			}
 			slices.SortFunc(want, func(a, b session.Record) int { return a.CreatedAt.Compare(b.CreatedAt) })
 			if !slices.EqualFunc(got, want, func(a, b session.Record) bool {
-				return a.ID == b.ID && a.TokenHash == b.TokenHash && a.LastActivity.Equal(b.LastActivity)
+				return a.ID == b.ID && a.TokenHash == b.TokenHash && a.LastActivity.Equal(b.LastActivity) && a.Expires.At.Equal(b.Expires.At) && a.Expires.Reason == b.Expires.Reason
 			}) {
 				t.Fatalf("step %d: List(%q) disagrees with the model", step, user)
 			}
@@ -351,8 +348,8 @@ func (s *Store) checkIndexes(t *testing.T, want int) {
 	t.Helper()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.index[byID].n != want || s.deadlines.Len() != want {
-		t.Fatalf("indexes hold %d by ID, %d by deadline; want %d", s.index[byID].n, s.deadlines.Len(), want)
+	if s.index[byID].n != want || s.expiries.Len() != want {
+		t.Fatalf("indexes hold %d by ID, %d by expiry; want %d", s.index[byID].n, s.expiries.Len(), want)
 	}
 	for i := range s.index {
 		s.index[i].check(t)
@@ -368,12 +365,12 @@ func (s *Store) checkIndexes(t *testing.T, want int) {
 	if counted != want {
 		t.Fatalf("the hash index holds %d sessions, want %d", counted, want)
 	}
-	for i := range s.deadlines.Len() {
-		e := *s.deadlines.items.at(i)
+	for i := range s.expiries.Len() {
+		e := *s.expiries.items.at(i)
 		if int(e.heapIndex) != i {
 			t.Fatalf("entry %s at heap position %d thinks it is at %d", e.id(), i, e.heapIndex)
 		}
-		if parent := (i - 1) / 2; i > 0 && (*s.deadlines.items.at(parent)).deadline() > e.deadline() {
+		if parent := (i - 1) / 2; i > 0 && (*s.expiries.items.at(parent)).expiresAt > e.expiresAt {
 			t.Fatalf("heap out of order at %d", i)
 		}
 		if s.findID(e.id()) != e || s.lookup(e.hash) != e {
@@ -445,6 +442,7 @@ func TestManySessions(t *testing.T) {
 		// heads change; deadlines spread over n seconds.
 		recs[i] = storetest.NewRecord(fmt.Sprintf("user-%d", i%97), base.Add(time.Duration(i%13)*time.Second), policy)
 		recs[i].LastActivity = base.Add(time.Duration(i) * time.Second)
+		recs[i].Expires = expiryOf(policy, recs[i].AuthenticatedAt, recs[i].LastActivity)
 		if err := s.Create(ctx, recs[i]); err != nil {
 			t.Fatal(err)
 		}
@@ -461,7 +459,7 @@ func TestManySessions(t *testing.T) {
 	s.checkIndexes(t, live)
 	revoked := func(i int) bool { return i%5 == 2 && i+2 < n }
 
-	// Expire the first half, by LastActivity, and sweep it in batches that
+	// Expire the first half, by expiry, and sweep it in batches that
 	// are not a multiple of sweepChunk.
 	now := base.Add(policy.IdleTimeout + time.Duration(n/2)*time.Second)
 	wantEnded := 0

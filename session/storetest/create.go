@@ -22,6 +22,9 @@ func roundTripRecords(now time.Time) []struct {
 	full.CreatedAt = now.Add(-90*time.Minute + 7).In(zoneEast)
 	full.AuthenticatedAt = now.Add(-time.Hour + 11).In(zoneWest)
 	full.LastActivity = now.Add(-time.Second + 13).UTC()
+	// Not what the policy gives: a store keeps Expires as given.
+	full.Expires = session.Expiry{At: now.Add(17*time.Minute + 19).In(zoneWest), Reason: session.ReasonAbsolute}
+	full.Persistent = true
 	full.IP = "2001:db8::1"
 	full.UserAgent = `Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0 "ünïcødé" \ 'q'`
 	full.Data = map[string]string{
@@ -49,6 +52,15 @@ func roundTripRecords(now time.Time) []struct {
 	noClient := NewRecord("no-client", now, policy)
 	noClient.IP, noClient.UserAgent = "", ""
 
+	persistent := NewRecord("remembered", now, policy)
+	persistent.Persistent = true
+
+	// A policy of zero timeouts and an expiry it could never give: the
+	// store holds no opinion on either.
+	oddPolicy := NewRecord("odd-policy", now, policy)
+	oddPolicy.Policy = session.Policy{}
+	oddPolicy.Expires = session.Expiry{At: now.Add(time.Hour), Reason: session.ReasonIdle}
+
 	return []struct {
 		name string
 		rec  session.Record
@@ -60,6 +72,9 @@ func roundTripRecords(now time.Time) []struct {
 		{"4 KiB Data value and 50 keys", bigData},
 		{"unicode user ID", unicodeUser},
 		{"empty IP and user agent", noClient},
+		{"anonymous (empty user ID)", NewRecord("", now, policy)},
+		{"Persistent", persistent},
+		{"expiry unrelated to the policy", oddPolicy},
 	}
 }
 
@@ -96,8 +111,8 @@ var createCases = []testCase{
 		h.wantErr(err, session.ErrNotFound, "End of the rejected record's ID")
 		h.wantList("", 0, first)
 	}},
-	{"Get returns a record past its deadline", func(h *harness) {
-		// The one record in the suite whose deadline has really passed: one
+	{"Get returns a record past its expiry", func(h *harness) {
+		// The one record in the suite whose expiry has really passed: one
 		// second ago. The Manager, not the store, decides it has expired.
 		wall := time.Now()
 		rec := NewRecord("alice", wall.Add(-2*time.Second), session.Policy{IdleTimeout: time.Second, AbsoluteTimeout: time.Hour})
@@ -122,15 +137,18 @@ var createCases = []testCase{
 		got.Data["a"] = "changed in Get's result"
 		h.wantRecord(want)
 
+		old := map[string]string{"a": "1"}
 		data := map[string]string{"c": "3"}
-		if err := h.s.SaveData(h.ctx, rec.ID, data); err != nil {
+		if err := h.s.SaveData(h.ctx, rec.ID, old, data); err != nil {
 			h.Fatalf("SaveData: %v", err)
 		}
 		data["c"] = "changed after SaveData"
+		old["a"] = "changed after SaveData"
 		want.Data = map[string]string{"c": "3"}
 		h.wantRecord(want)
-		if !maps.Equal(data, map[string]string{"c": "changed after SaveData"}) {
-			h.Errorf("SaveData changed the caller's map: %v", data)
+		if !maps.Equal(data, map[string]string{"c": "changed after SaveData"}) ||
+			!maps.Equal(old, map[string]string{"a": "changed after SaveData"}) {
+			h.Errorf("SaveData changed the caller's maps: %v, %v", old, data)
 		}
 	}},
 }

@@ -41,15 +41,8 @@ func (h *harness) wantEndedBatch(got []session.Ended, want map[string]session.Re
 var endCases = []testCase{
 	{"returns the removed record as it last was", func(h *harness) {
 		rec := h.create(h.record("alice"))
-		at := h.now.Add(time.Minute)
-		if err := h.s.Touch(h.ctx, rec.ID, at); err != nil {
-			h.Fatalf("Touch: %v", err)
-		}
-		rec.Data = map[string]string{"k": "v"}
-		if err := h.s.SaveData(h.ctx, rec.ID, rec.Data); err != nil {
-			h.Fatalf("SaveData: %v", err)
-		}
-		rec.LastActivity = at
+		rec = h.touch(rec, time.Minute)
+		rec = h.saveData(rec, map[string]string{"k": "v"})
 		got := h.end(rec, h.ending(session.ReasonLogout))
 		if d := diff(got, rec); d != "" {
 			h.Errorf("End returned a record that differs from the stored one:\n%s", d)
@@ -91,9 +84,10 @@ var endCases = []testCase{
 		h.end(rec, e)
 		at := h.now.Add(time.Minute)
 		newHash := randomHash()
-		h.wantErr(h.s.Touch(h.ctx, rec.ID, at), session.ErrNotFound, "Touch after End")
-		h.wantErr(h.s.SaveData(h.ctx, rec.ID, map[string]string{"k": "v"}), session.ErrNotFound, "SaveData after End")
-		h.wantErr(h.s.Renew(h.ctx, rec.ID, rec.TokenHash, newHash, at, at), session.ErrNotFound, "Renew after End")
+		exp := session.Expiry{At: at.Add(time.Hour), Reason: session.ReasonIdle}
+		h.wantErr(h.s.Touch(h.ctx, rec.ID, at, exp), session.ErrNotFound, "Touch after End")
+		h.wantErr(h.s.SaveData(h.ctx, rec.ID, nil, map[string]string{"k": "v"}), session.ErrNotFound, "SaveData after End")
+		h.wantErr(h.s.Renew(h.ctx, rec.ID, rec.TokenHash, newHash, renewal(policy, at)), session.ErrNotFound, "Renew after End")
 		h.wantGone(rec.TokenHash, "after End, Touch, SaveData and Renew")
 		h.wantGone(newHash, "of Renew's new hash after End")
 		h.wantList("", 0)
@@ -114,32 +108,19 @@ var endCases = []testCase{
 }
 
 var endExpiredCases = []testCase{
-	{"ends with the reason and time of Record.Expiry", func(h *harness) {
-		cases := []struct {
-			name    string
-			auth    time.Duration // AuthenticatedAt, from now
-			policy  session.Policy
-			reason  session.EndReason
-			expires time.Duration // from now
-		}{
-			{"idle first", 0, session.Policy{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour}, session.ReasonIdle, 30 * time.Minute},
-			{"absolute first", -45 * time.Minute, session.Policy{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: time.Hour}, session.ReasonAbsolute, 15 * time.Minute},
-			{"tie counts as absolute", -30 * time.Minute, session.Policy{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: time.Hour}, session.ReasonAbsolute, 30 * time.Minute},
-		}
+	{"ends at Expires.At with Expires.Reason", func(h *harness) {
 		const keep = 24*time.Hour + 1
-		for _, c := range cases {
-			h.sub(c.name, func(h *harness) {
-				rec := NewRecord("alice", h.now, c.policy)
-				rec.AuthenticatedAt = h.now.Add(c.auth)
-				rec.CreatedAt = rec.AuthenticatedAt
-				h.create(rec)
-				deadline := h.now.Add(c.expires)
-				if got := h.endExpired(deadline.Add(-1), keep, 10); len(got) != 0 {
-					h.Fatalf("EndExpired 1ns before the deadline ended %v", endedIDs(got))
+		for _, reason := range []session.EndReason{session.ReasonIdle, session.ReasonAbsolute} {
+			h.sub(string(reason), func(h *harness) {
+				// An expiry the policy would not give (now+30m idle): the
+				// store sweeps by Expires alone.
+				rec := h.create(h.expiresAt(h.record("alice"), 17*time.Minute+3, reason))
+				if got := h.endExpired(rec.Expires.At.Add(-1), keep, 10); len(got) != 0 {
+					h.Fatalf("EndExpired 1ns before Expires.At ended %v", endedIDs(got))
 				}
 				h.wantRecord(rec)
-				want := session.Ending{Reason: c.reason, At: deadline, KeepUntil: deadline.Add(keep)}
-				got := h.endExpired(deadline, keep, 10)
+				want := sweptEnding(rec, keep)
+				got := h.endExpired(rec.Expires.At, keep, 10)
 				h.wantEndedBatch(got, map[string]session.Record{rec.ID: rec}, map[string]session.Ending{rec.ID: want})
 				h.wantGone(rec.TokenHash, "after EndExpired")
 				h.wantEnded(rec.TokenHash, want)
@@ -149,19 +130,29 @@ var endExpiredCases = []testCase{
 			})
 		}
 	}},
-	{"ends a deadline equal to now, not one 1ns after", func(h *harness) {
-		atNow := h.create(NewRecord("at", h.now, policy))                        // deadline now+30m
-		after := h.create(NewRecord("after", h.now.Add(1), policy))              // deadline now+30m+1ns
-		before := h.create(NewRecord("before", h.now.Add(-time.Minute), policy)) // deadline now+29m
-		now := h.now.Add(30 * time.Minute)
-		got := h.endExpired(now, time.Hour, 10)
-		ending := func(r session.Record) session.Ending {
-			reason, at := r.Expiry()
-			return session.Ending{Reason: reason, At: at, KeepUntil: at.Add(time.Hour)}
-		}
+	{"ignores the policy and the activity times", func(h *harness) {
+		// Past every deadline its policy gives, but not its expiry.
+		stale := h.record("stale")
+		stale.AuthenticatedAt = h.now.Add(-48 * time.Hour)
+		stale.LastActivity = stale.AuthenticatedAt
+		stale.CreatedAt = stale.AuthenticatedAt
+		stale.Expires = session.Expiry{At: h.now.Add(2 * time.Hour), Reason: session.ReasonAbsolute}
+		h.create(stale)
+		// Within every deadline its policy gives, but past its expiry.
+		early := h.expiresAt(h.record("early"), time.Minute, session.ReasonIdle)
+		h.create(early)
+		got := h.endExpired(h.now.Add(time.Hour), time.Hour, 10)
+		h.wantEndedBatch(got, map[string]session.Record{early.ID: early}, map[string]session.Ending{early.ID: sweptEnding(early, time.Hour)})
+		h.wantRecord(stale)
+	}},
+	{"ends an expiry equal to now, not one 1ns after", func(h *harness) {
+		atNow := h.create(NewRecord("at", h.now, policy))                        // expires now+30m
+		after := h.create(NewRecord("after", h.now.Add(1), policy))              // expires now+30m+1ns
+		before := h.create(NewRecord("before", h.now.Add(-time.Minute), policy)) // expires now+29m
+		got := h.endExpired(h.now.Add(30*time.Minute), time.Hour, 10)
 		h.wantEndedBatch(got,
 			map[string]session.Record{atNow.ID: atNow, before.ID: before},
-			map[string]session.Ending{atNow.ID: ending(atNow), before.ID: ending(before)})
+			map[string]session.Ending{atNow.ID: sweptEnding(atNow, time.Hour), before.ID: sweptEnding(before, time.Hour)})
 		h.wantRecord(after)
 		h.wantList("", 0, after)
 	}},
@@ -172,8 +163,7 @@ var endExpiredCases = []testCase{
 		for i := range expired {
 			rec := h.create(NewRecord(fmt.Sprintf("user-%d", i%3), h.now.Add(time.Duration(i)*time.Second), policy))
 			want[rec.ID] = rec
-			reason, at := rec.Expiry()
-			endings[rec.ID] = session.Ending{Reason: reason, At: at, KeepUntil: at.Add(time.Hour)}
+			endings[rec.ID] = sweptEnding(rec, time.Hour)
 		}
 		var live []session.Record
 		for range 3 {
@@ -198,6 +188,32 @@ var endExpiredCases = []testCase{
 			h.wantEnded(rec.TokenHash, endings[rec.ID])
 		}
 	}},
+	{"ends records of equal expiry across batches", func(h *harness) {
+		const n, limit = 12, 5
+		want := make(map[string]session.Record)
+		endings := make(map[string]session.Ending)
+		for range n {
+			rec := h.create(h.record("alice")) // all expire at now+30m
+			want[rec.ID] = rec
+			endings[rec.ID] = sweptEnding(rec, time.Hour)
+		}
+		var all []session.Ended
+		for batch := 0; batch < n/limit+1; batch++ {
+			got := h.endExpired(h.now.Add(time.Hour), time.Hour, limit)
+			if len(got) != min(limit, n-len(all)) {
+				h.Fatalf("batch %d ended %d, want %d", batch, len(got), min(limit, n-len(all)))
+			}
+			all = append(all, got...)
+		}
+		h.wantEndedBatch(all, want, endings)
+	}},
+	{"returns the record as it last was", func(h *harness) {
+		rec := h.create(h.record("alice"))
+		rec = h.touch(rec, 5*time.Minute)
+		rec = h.saveData(rec, map[string]string{"cart": "3 items"})
+		got := h.endExpired(h.now.Add(time.Hour), time.Hour, 10)
+		h.wantEndedBatch(got, map[string]session.Record{rec.ID: rec}, map[string]session.Ending{rec.ID: sweptEnding(rec, time.Hour)})
+	}},
 	{"keeps ended-token records until KeepUntil, then deletes them", func(h *harness) {
 		// One ended by End, one by EndExpired; each must answer Ended until
 		// its KeepUntil and be gone once a sweep runs after it.
@@ -208,7 +224,7 @@ var endExpiredCases = []testCase{
 		bySweep := h.create(NewRecord("bob", h.now.Add(-10*time.Minute), policy)) // expires now+20m
 		const keep = 90 * time.Minute
 		got := h.endExpired(h.now.Add(25*time.Minute), keep, 10)
-		bySweepEnding := session.Ending{Reason: session.ReasonIdle, At: h.now.Add(20 * time.Minute), KeepUntil: h.now.Add(110 * time.Minute)}
+		bySweepEnding := sweptEnding(bySweep, keep) // kept until now+110m
 		h.wantEndedBatch(got, map[string]session.Record{bySweep.ID: bySweep}, map[string]session.Ending{bySweep.ID: bySweepEnding})
 
 		steps := []struct {

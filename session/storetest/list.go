@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"time"
 
 	"github.com/sessionguard/sessionguard/session"
@@ -73,6 +74,15 @@ var listCases = []testCase{
 			h.wantList(c.user, c.limit, c.want...)
 		}
 	}},
+	{"lists anonymous sessions among everyone's, and past their expiry", func(h *harness) {
+		anon := h.record("")
+		anon.CreatedAt = h.now.Add(-time.Hour)
+		anon.Expires = session.Expiry{At: h.now.Add(-time.Minute), Reason: session.ReasonIdle}
+		h.create(anon)
+		alice := h.create(h.record("alice"))
+		h.wantList("", 0, anon, alice)
+		h.wantList("alice", 0, alice)
+	}},
 	{"lists nothing for an unknown user", func(h *harness) {
 		h.listFixture()
 		h.wantList("carol", 0)
@@ -126,4 +136,50 @@ var pingCloseCases = []testCase{
 			h.Errorf("Close: %v", err)
 		}
 	}},
+	{"a closed store answers every call with an error", func(h *harness) {
+		rec := h.create(h.record("alice"))
+		ended := h.create(h.record("bob"))
+		h.end(ended, h.ending(session.ReasonLogout))
+		if err := h.s.Close(); err != nil {
+			h.Fatalf("Close: %v", err)
+		}
+		at := h.now.Add(time.Minute)
+		exp := session.Expiry{At: at.Add(time.Hour), Reason: session.ReasonIdle}
+		// ErrNotFound would be a lie: the record may well exist.
+		calls := []struct {
+			name string
+			call func() error
+		}{
+			{"Create", func() error { return h.s.Create(h.ctx, h.record("carol")) }},
+			{"Get", func() error { _, err := h.s.Get(h.ctx, rec.TokenHash); return err }},
+			{"Touch", func() error { return h.s.Touch(h.ctx, rec.ID, at, exp) }},
+			{"SaveData", func() error { return h.s.SaveData(h.ctx, rec.ID, nil, map[string]string{"k": "v"}) }},
+			{"Renew", func() error { return h.s.Renew(h.ctx, rec.ID, rec.TokenHash, randomHash(), renewal(policy, at)) }},
+			{"End", func() error { _, err := h.s.End(h.ctx, rec.ID, h.ending(session.ReasonRevoked)); return err }},
+			{"EndExpired", func() error { _, err := h.s.EndExpired(h.ctx, h.now.Add(24*time.Hour), time.Hour, 10); return err }},
+			{"Ended", func() error { _, err := h.s.Ended(h.ctx, ended.TokenHash); return err }},
+			{"List", func() error { _, err := h.s.List(h.ctx, "", 0); return err }},
+			{"Ping", func() error { return h.s.Ping(h.ctx) }},
+		}
+		for _, c := range calls {
+			err, panicked := callSafely(c.call)
+			switch {
+			case panicked != nil:
+				h.Errorf("%s after Close panicked: %v", c.name, panicked)
+			case err == nil:
+				h.Errorf("%s after Close succeeded, want an error", c.name)
+			case errors.Is(err, session.ErrNotFound):
+				h.Errorf("%s after Close: %v, want an error other than ErrNotFound", c.name, err)
+			}
+		}
+		if _, panicked := callSafely(h.s.Close); panicked != nil {
+			h.Errorf("a second Close panicked: %v", panicked)
+		}
+	}},
+}
+
+// callSafely calls f, returning its error or what it panicked with.
+func callSafely(f func() error) (err error, panicked any) {
+	defer func() { panicked = recover() }()
+	return f(), nil
 }

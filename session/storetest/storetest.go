@@ -15,54 +15,97 @@ import (
 	"github.com/sessionguard/sessionguard/session"
 )
 
+// Option enables the optional groups of Run.
+type Option func(*config)
+
+type config struct {
+	reopen       func(t testing.TB, s session.Store) session.Store
+	secondHandle func(t testing.TB, s session.Store) session.Store
+}
+
+// WithReopen gives Run a way to close s and open the same database again,
+// as a restarted process would. It enables the Durable group: records,
+// endings and data survive a reopen. The store reopen returns is closed by
+// the cleanup reopen registers.
+func WithReopen(reopen func(t testing.TB, s session.Store) session.Store) Option {
+	return func(c *config) { c.reopen = reopen }
+}
+
+// WithSecondHandle gives Run a way to open another handle on the database
+// of s, as a second process would. open registers the cleanup that closes
+// it. It enables the SecondHandle group: concurrent sweepers on both
+// handles end each record once, End races across handles have one winner,
+// and writes through one handle are seen by the other.
+func WithSecondHandle(open func(t testing.TB, s session.Store) session.Store) Option {
+	return func(c *config) { c.secondHandle = open }
+}
+
 // Run checks that the stores made by newStore keep every rule of the
 // session.Store contract. newStore is called once per subtest and must return
 // a fresh, empty store, and register a t.Cleanup that releases it; see the
 // package documentation.
-func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
+func Run(t *testing.T, newStore func(t testing.TB) session.Store, opts ...Option) {
 	t.Helper()
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
 	groups := []struct {
 		name  string
 		cases []testCase
+		skip  string // why the group does not run, if it does not
 	}{
-		{"Create", createCases},
-		{"Touch", touchCases},
-		{"SaveData", saveDataCases},
-		{"Renew", renewCases},
-		{"End", endCases},
-		{"EndExpired", endExpiredCases},
-		{"List", listCases},
-		{"Count", countCases},
-		{"Concurrency", concurrencyCases},
-		{"PingClose", pingCloseCases},
+		{"Create", createCases, ""},
+		{"Touch", touchCases, ""},
+		{"SaveData", saveDataCases, ""},
+		{"Renew", renewCases, ""},
+		{"End", endCases, ""},
+		{"EndExpired", endExpiredCases, ""},
+		{"List", listCases, ""},
+		{"Count", countCases, ""},
+		{"Concurrency", concurrencyCases, ""},
+		{"PingClose", pingCloseCases, ""},
+		{"Durable", durableCases, unless(cfg.reopen != nil, "needs WithReopen")},
+		{"SecondHandle", secondHandleCases, unless(cfg.secondHandle != nil, "needs WithSecondHandle")},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
+			if g.skip != "" {
+				t.Skip(g.skip)
+			}
 			for _, c := range g.cases {
 				t.Run(c.name, func(t *testing.T) {
 					s := newStore(t)
 					if s == nil {
 						t.Fatal("newStore returned a nil Store")
 					}
-					c.run(&harness{T: t, ctx: t.Context(), s: s, now: baseTime()})
+					c.run(&harness{T: t, ctx: t.Context(), s: s, now: baseTime(), cfg: &cfg})
 				})
 			}
 		})
 	}
 }
 
+// unless returns why if ok is false, and "" otherwise.
+func unless(ok bool, why string) string {
+	if ok {
+		return ""
+	}
+	return why
+}
+
 // NewRecord returns a session record of userID created, authenticated and
-// last active at now, with policy p (session.DefaultPolicy when p is zero), a
-// random 128-bit ID, a random token hash (from crypto/rand), IP 192.0.2.1
-// (RFC 5737 documentation range), user agent "storetest" and nil Data.
+// last active at now, with policy p (session.DefaultPolicy when p is zero),
+// Expires as the Manager computes it (the earlier of now+IdleTimeout and
+// now+AbsoluteTimeout; a tie is absolute), a random 128-bit ID, a random
+// token hash (from crypto/rand), IP 192.0.2.1 (RFC 5737 documentation
+// range), user agent "storetest", not Persistent, and nil Data.
 func NewRecord(userID string, now time.Time, p session.Policy) session.Record {
 	if p == (session.Policy{}) {
 		p = session.DefaultPolicy
 	}
 	var id [16]byte
 	rand.Read(id[:]) // never fails; it crashes the program if the OS has no randomness
-	var h session.TokenHash
-	rand.Read(h[:])
 	return session.Record{
 		Info: session.Info{
 			ID:              base64.RawURLEncoding.EncodeToString(id[:]),
@@ -73,9 +116,20 @@ func NewRecord(userID string, now time.Time, p session.Policy) session.Record {
 			Policy:          p,
 			IP:              "192.0.2.1",
 			UserAgent:       "storetest",
+			Expires:         expiry(p, now, now),
 		},
-		TokenHash: h,
+		TokenHash: randomHash(),
 	}
+}
+
+// expiry is the Manager's rule, for the records the suite makes: the
+// earlier of the idle and the absolute deadline, a tie being absolute.
+func expiry(p session.Policy, authAt, last time.Time) session.Expiry {
+	idle, abs := last.Add(p.IdleTimeout), authAt.Add(p.AbsoluteTimeout)
+	if !abs.After(idle) {
+		return session.Expiry{At: abs, Reason: session.ReasonAbsolute}
+	}
+	return session.Expiry{At: idle, Reason: session.ReasonIdle}
 }
 
 // testCase is one rule of the contract, checked against a fresh store.
@@ -90,7 +144,8 @@ type harness struct {
 	*testing.T
 	ctx context.Context
 	s   session.Store
-	now time.Time // the subtest's "now"; every deadline is after it
+	now time.Time // the subtest's "now"; every expiry is after it
+	cfg *config
 }
 
 // policy is the suite's usual policy: NIST AAL2's timeouts.
@@ -123,9 +178,23 @@ func (h *harness) sub(name string, f func(h *harness)) {
 	})
 }
 
+// on returns the harness checking s instead, another handle or a reopened
+// store.
+func (h *harness) on(s session.Store) *harness {
+	oh := *h
+	oh.s = s
+	return &oh
+}
+
 // record returns a new record of userID at the subtest's now with policy.
 func (h *harness) record(userID string) session.Record {
 	return NewRecord(userID, h.now, policy)
+}
+
+// expiresAt returns rec with Expires set to now+d for reason.
+func (h *harness) expiresAt(rec session.Record, d time.Duration, reason session.EndReason) session.Record {
+	rec.Expires = session.Expiry{At: h.now.Add(d), Reason: reason}
+	return rec
 }
 
 // create stores rec and stops the subtest if that fails.
@@ -135,6 +204,16 @@ func (h *harness) create(rec session.Record) session.Record {
 		h.Fatalf("Create(%s): %v", rec.ID, err)
 	}
 	return rec
+}
+
+// get returns the record of hash, stopping the subtest if Get fails.
+func (h *harness) get(hash session.TokenHash) session.Record {
+	h.Helper()
+	got, err := h.s.Get(h.ctx, hash)
+	if err != nil {
+		h.Fatalf("Get: %v, want the record", err)
+	}
+	return got
 }
 
 // wantRecord checks that Get(want.TokenHash) returns want, field by field.
@@ -222,6 +301,11 @@ func (h *harness) endExpired(now time.Time, keep time.Duration, limit int) []ses
 	return ended
 }
 
+// sweptEnding is the Ending EndExpired gives rec: its expiry, kept for keep.
+func sweptEnding(rec session.Record, keep time.Duration) session.Ending {
+	return session.Ending{Reason: rec.Expires.Reason, At: rec.Expires.At, KeepUntil: rec.Expires.At.Add(keep)}
+}
+
 func ids(recs []session.Record) []string {
 	out := make([]string, len(recs))
 	for i, r := range recs {
@@ -255,6 +339,9 @@ func diff(got, want session.Record) string {
 	field("Policy", got.Policy == want.Policy, got.Policy, want.Policy)
 	field("IP", got.IP == want.IP, got.IP, want.IP)
 	field("UserAgent", got.UserAgent == want.UserAgent, got.UserAgent, want.UserAgent)
+	field("Expires.At", got.Expires.At.Equal(want.Expires.At), fmtTime(got.Expires.At), fmtTime(want.Expires.At))
+	field("Expires.Reason", got.Expires.Reason == want.Expires.Reason, got.Expires.Reason, want.Expires.Reason)
+	field("Persistent", got.Persistent == want.Persistent, got.Persistent, want.Persistent)
 	field("TokenHash", got.TokenHash == want.TokenHash, got.TokenHash, want.TokenHash)
 	field("Data", maps.Equal(got.Data, want.Data), got.Data, want.Data)
 	return b.String()

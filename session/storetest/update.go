@@ -23,111 +23,153 @@ func (h *harness) end(rec session.Record, e session.Ending) session.Record {
 	return got
 }
 
-// absoluteFirst returns a record whose absolute deadline (now+10m) comes
-// before its idle deadline (now+30m): it authenticated 11h50m ago.
-func (h *harness) absoluteFirst(userID string) session.Record {
-	rec := h.record(userID)
-	rec.AuthenticatedAt = h.now.Add(-11*time.Hour - 50*time.Minute)
-	rec.CreatedAt = rec.AuthenticatedAt
+// touch touches rec at now+d with the expiry the Manager would give it, and
+// returns rec as the store should now hold it.
+func (h *harness) touch(rec session.Record, d time.Duration) session.Record {
+	h.Helper()
+	at := h.now.Add(d)
+	exp := expiry(rec.Policy, rec.AuthenticatedAt, at)
+	if err := h.s.Touch(h.ctx, rec.ID, at, exp); err != nil {
+		h.Fatalf("Touch(%s, now+%v): %v", rec.ID, d, err)
+	}
+	if at.After(rec.LastActivity) {
+		rec.LastActivity = at
+	}
+	if exp.At.After(rec.Expires.At) {
+		rec.Expires = exp
+	}
+	return rec
+}
+
+// saveData replaces rec's data, which must be rec.Data, with data, and
+// returns rec as the store should now hold it.
+func (h *harness) saveData(rec session.Record, data map[string]string) session.Record {
+	h.Helper()
+	if err := h.s.SaveData(h.ctx, rec.ID, rec.Data, data); err != nil {
+		h.Fatalf("SaveData(%s, %v, %v): %v", rec.ID, rec.Data, data, err)
+	}
+	rec.Data = data
 	return rec
 }
 
 var touchCases = []testCase{
-	{"moves LastActivity forward", func(h *harness) {
+	{"moves LastActivity and Expires forward", func(h *harness) {
 		rec := h.create(h.record("alice"))
 		at := h.now.Add(time.Minute + 17)
-		if err := h.s.Touch(h.ctx, rec.ID, at); err != nil {
+		exp := session.Expiry{At: at.Add(30 * time.Minute).In(zoneEast), Reason: session.ReasonIdle}
+		if err := h.s.Touch(h.ctx, rec.ID, at, exp); err != nil {
 			h.Fatalf("Touch: %v", err)
 		}
-		rec.LastActivity = at
+		rec.LastActivity, rec.Expires = at, exp
 		h.wantRecord(rec)
 	}},
-	{"never moves LastActivity back", func(h *harness) {
-		rec := h.create(h.record("alice"))
-		later := h.now.Add(2 * time.Minute)
-		if err := h.s.Touch(h.ctx, rec.ID, later); err != nil {
+	{"keeps the reason it is given", func(h *harness) {
+		rec := h.create(h.record("alice")) // idle, now+30m
+		exp := session.Expiry{At: h.now.Add(40 * time.Minute), Reason: session.ReasonAbsolute}
+		if err := h.s.Touch(h.ctx, rec.ID, h.now.Add(time.Minute), exp); err != nil {
 			h.Fatalf("Touch: %v", err)
 		}
-		for _, at := range []time.Time{later.Add(-time.Minute), later.Add(-1), later, h.now.Add(-time.Hour)} {
-			if err := h.s.Touch(h.ctx, rec.ID, at); err != nil {
-				h.Errorf("Touch at now+%v, before the stored LastActivity: %v, want nil", at.Sub(h.now), err)
-			}
-		}
-		rec.LastActivity = later
+		rec.LastActivity, rec.Expires = h.now.Add(time.Minute), exp
 		h.wantRecord(rec)
 	}},
-	{"unknown ID is ErrNotFound", func(h *harness) {
+	{"never moves either back", func(h *harness) {
 		rec := h.create(h.record("alice"))
-		h.wantErr(h.s.Touch(h.ctx, "no-such-id", h.now.Add(time.Minute)), session.ErrNotFound, "Touch of an unknown ID")
-		h.wantRecord(rec)
-		h.wantList("", 0, rec)
-	}},
-	{"refuses at or after the deadline and changes nothing", func(h *harness) {
-		idle := h.record("idle-first") // deadline now+30m, idle
-		abs := h.absoluteFirst("absolute-first")
-		cases := []struct {
+		rec = h.touch(rec, 2*time.Minute) // last now+2m, expires now+32m
+		steps := []struct {
 			name string
-			rec  session.Record
-			at   time.Duration // after now
-			ok   bool
+			at   time.Duration
+			exp  time.Duration
+			want func(session.Record) session.Record
 		}{
-			{"idle deadline - 1ns", idle, 30*time.Minute - 1, true},
-			{"idle deadline", idle, 30 * time.Minute, false},
-			{"idle deadline + 1ns", idle, 30*time.Minute + 1, false},
-			{"idle deadline + 1h", idle, 90 * time.Minute, false},
-			{"absolute deadline - 1ns", abs, 10*time.Minute - 1, true},
-			{"absolute deadline", abs, 10 * time.Minute, false},
-			{"absolute deadline + 1ns", abs, 10*time.Minute + 1, false},
+			{"earlier activity, earlier expiry", time.Minute, 31 * time.Minute, nil},
+			{"same activity, same expiry", 2 * time.Minute, 32 * time.Minute, nil},
+			{"activity long ago", -time.Hour, -30 * time.Minute, nil},
+			{"later activity, earlier expiry", 3 * time.Minute, 20 * time.Minute, func(r session.Record) session.Record {
+				r.LastActivity = h.now.Add(3 * time.Minute)
+				return r
+			}},
+			{"earlier activity, later expiry", time.Minute, 40 * time.Minute, func(r session.Record) session.Record {
+				r.Expires = session.Expiry{At: h.now.Add(40 * time.Minute), Reason: session.ReasonIdle}
+				return r
+			}},
 		}
-		for _, c := range cases {
-			h.sub(c.name, func(h *harness) {
-				rec := c.rec
-				rec.ID, rec.TokenHash = NewRecord("", h.now, policy).ID, randomHash()
-				h.create(rec)
-				at := h.now.Add(c.at)
-				err := h.s.Touch(h.ctx, rec.ID, at)
-				if c.ok {
-					if err != nil {
-						h.Fatalf("Touch before the deadline: %v", err)
-					}
-					rec.LastActivity = at
-				} else {
-					h.wantErr(err, session.ErrNotFound, "Touch at or after the deadline")
+		for _, s := range steps {
+			h.sub(s.name, func(h *harness) {
+				exp := session.Expiry{At: h.now.Add(s.exp), Reason: session.ReasonIdle}
+				if err := h.s.Touch(h.ctx, rec.ID, h.now.Add(s.at), exp); err != nil {
+					h.Fatalf("Touch: %v, want nil", err)
+				}
+				if s.want != nil {
+					rec = s.want(rec)
 				}
 				h.wantRecord(rec)
 			})
 		}
 	}},
-	{"moves the deadline EndExpired sweeps by", func(h *harness) {
-		rec := h.create(h.record("alice")) // idle deadline now+30m
-		// other's deadline, now+40m, falls between rec's old and new ones: a
-		// store that keeps sessions in deadline order must reorder them.
-		other := h.create(NewRecord("bob", h.now.Add(10*time.Minute), policy))
-		at := h.now.Add(20 * time.Minute)
-		if err := h.s.Touch(h.ctx, rec.ID, at); err != nil {
-			h.Fatalf("Touch: %v", err)
+	{"unknown ID is ErrNotFound", func(h *harness) {
+		rec := h.create(h.record("alice"))
+		exp := session.Expiry{At: h.now.Add(time.Hour), Reason: session.ReasonIdle}
+		h.wantErr(h.s.Touch(h.ctx, "no-such-id", h.now.Add(time.Minute), exp), session.ErrNotFound, "Touch of an unknown ID")
+		h.wantRecord(rec)
+		h.wantList("", 0, rec)
+	}},
+	{"refuses at or after Expires.At and changes nothing", func(h *harness) {
+		cases := []struct {
+			name string
+			at   time.Duration // after the stored Expires.At
+			ok   bool
+		}{
+			{"Expires.At - 1ns", -1, true},
+			{"Expires.At", 0, false},
+			{"Expires.At + 1ns", 1, false},
+			{"Expires.At + 1h", time.Hour, false},
 		}
-		rec.LastActivity = at
+		for _, reason := range []session.EndReason{session.ReasonIdle, session.ReasonAbsolute} {
+			for _, c := range cases {
+				h.sub(string(reason)+", "+c.name, func(h *harness) {
+					// Expires.At is not what the policy gives, so a store
+					// that recomputes it fails.
+					rec := h.create(h.expiresAt(h.record("alice"), 10*time.Minute, reason))
+					at := rec.Expires.At.Add(c.at)
+					exp := session.Expiry{At: at.Add(time.Hour), Reason: session.ReasonIdle}
+					err := h.s.Touch(h.ctx, rec.ID, at, exp)
+					if c.ok {
+						if err != nil {
+							h.Fatalf("Touch before Expires.At: %v", err)
+						}
+						rec.LastActivity, rec.Expires = at, exp
+					} else {
+						h.wantErr(err, session.ErrNotFound, "Touch at or after Expires.At")
+					}
+					h.wantRecord(rec)
+				})
+			}
+		}
+	}},
+	{"moves the expiry EndExpired sweeps by", func(h *harness) {
+		rec := h.create(h.record("alice")) // expires now+30m
+		// other expires at now+40m, between rec's old and new expiry: a
+		// store that keeps sessions in expiry order must reorder them.
+		other := h.create(NewRecord("bob", h.now.Add(10*time.Minute), policy))
+		rec = h.touch(rec, 20*time.Minute) // expires now+50m
 		if got := h.endExpired(h.now.Add(30*time.Minute), time.Hour, 10); len(got) != 0 {
-			h.Fatalf("EndExpired at the old deadline ended %v; Touch should have moved the deadline to now+50m", endedIDs(got))
+			h.Fatalf("EndExpired at the old expiry ended %v; Touch should have moved it to now+50m", endedIDs(got))
 		}
 		got := h.endExpired(h.now.Add(45*time.Minute), time.Hour, 10)
-		h.wantEndedBatch(got, map[string]session.Record{other.ID: other}, map[string]session.Ending{other.ID: {
-			Reason: session.ReasonIdle, At: h.now.Add(40 * time.Minute), KeepUntil: h.now.Add(100 * time.Minute),
-		}})
+		h.wantEndedBatch(got, map[string]session.Record{other.ID: other}, map[string]session.Ending{other.ID: sweptEnding(other, time.Hour)})
 		if got := h.endExpired(h.now.Add(50*time.Minute-1), time.Hour, 10); len(got) != 0 {
-			h.Fatalf("EndExpired 1ns before the new deadline ended %v", endedIDs(got))
+			h.Fatalf("EndExpired 1ns before the new expiry ended %v", endedIDs(got))
 		}
 		h.wantRecord(rec)
 		got = h.endExpired(h.now.Add(50*time.Minute), time.Hour, 10)
-		want := session.Ending{Reason: session.ReasonIdle, At: h.now.Add(50 * time.Minute), KeepUntil: h.now.Add(110 * time.Minute)}
-		h.wantEndedBatch(got, map[string]session.Record{rec.ID: rec}, map[string]session.Ending{rec.ID: want})
+		h.wantEndedBatch(got, map[string]session.Record{rec.ID: rec}, map[string]session.Ending{rec.ID: sweptEnding(rec, time.Hour)})
 	}},
 	{"after End is ErrNotFound and brings nothing back", func(h *harness) {
 		rec := h.create(h.record("alice"))
 		e := h.ending(session.ReasonLogout)
 		h.end(rec, e)
-		h.wantErr(h.s.Touch(h.ctx, rec.ID, h.now.Add(time.Minute)), session.ErrNotFound, "Touch after End")
+		exp := session.Expiry{At: h.now.Add(time.Hour), Reason: session.ReasonIdle}
+		h.wantErr(h.s.Touch(h.ctx, rec.ID, h.now.Add(time.Minute), exp), session.ErrNotFound, "Touch after End")
 		h.wantGone(rec.TokenHash, "after End and Touch")
 		h.wantList("", 0)
 		h.wantEnded(rec.TokenHash, e)
@@ -135,7 +177,7 @@ var touchCases = []testCase{
 }
 
 var saveDataCases = []testCase{
-	{"replaces the data", func(h *harness) {
+	{"replaces the data when old is the stored data", func(h *harness) {
 		rec := h.record("alice")
 		rec.Data = map[string]string{"a": "1", "b": "2"}
 		h.create(rec)
@@ -148,30 +190,75 @@ var saveDataCases = []testCase{
 			{"with nil", nil},
 			{"after nil, with a key", map[string]string{"e": ""}},
 			{"with an empty map", map[string]string{}},
+			{"after an empty map, with an empty key", map[string]string{"": "x"}},
 		}
 		for _, s := range steps {
-			if err := h.s.SaveData(h.ctx, rec.ID, s.data); err != nil {
-				h.Fatalf("SaveData %s: %v", s.name, err)
-			}
-			rec.Data = s.data
+			rec = h.saveData(rec, s.data)
 			h.sub(s.name, func(h *harness) { h.wantRecord(rec) })
 		}
 	}},
+	{"nil and empty old data are the same", func(h *harness) {
+		rec := h.create(h.record("alice")) // nil data
+		for i, old := range []map[string]string{{}, nil, {}} {
+			data := map[string]string(nil)
+			if i%2 == 0 {
+				data = map[string]string{}
+			}
+			if err := h.s.SaveData(h.ctx, rec.ID, old, data); err != nil {
+				h.Fatalf("SaveData(old %#v) of empty data: %v", old, err)
+			}
+		}
+		rec = h.saveData(rec, map[string]string{"k": "v"})
+		h.wantRecord(rec)
+	}},
+	{"is ErrStale when old is not the stored data, and changes nothing", func(h *harness) {
+		stored := map[string]string{"a": "1", "b": "2"}
+		for _, c := range []struct {
+			name string
+			old  map[string]string
+		}{
+			{"nil", nil},
+			{"empty", map[string]string{}},
+			{"a key missing", map[string]string{"a": "1"}},
+			{"a key more", map[string]string{"a": "1", "b": "2", "c": "3"}},
+			{"a value differs", map[string]string{"a": "1", "b": "3"}},
+			{"a value empty", map[string]string{"a": "1", "b": ""}},
+			{"a key differs", map[string]string{"a": "1", "B": "2"}},
+			{"keys and values swapped", map[string]string{"1": "a", "2": "b"}},
+		} {
+			h.sub("old "+c.name, func(h *harness) {
+				rec := h.record("alice")
+				rec.Data = stored
+				h.create(rec)
+				err := h.s.SaveData(h.ctx, rec.ID, c.old, map[string]string{"new": "data"})
+				h.wantErr(err, session.ErrStale, "SaveData with a stale old")
+				h.wantRecord(rec)
+			})
+		}
+		h.sub("stored empty, old not", func(h *harness) {
+			rec := h.create(h.record("alice"))
+			err := h.s.SaveData(h.ctx, rec.ID, map[string]string{"": ""}, map[string]string{"new": "data"})
+			h.wantErr(err, session.ErrStale, "SaveData with a stale old")
+			h.wantRecord(rec)
+		})
+	}},
+	{"the loser of two writers from the same old is ErrStale", func(h *harness) {
+		rec := h.record("alice")
+		rec.Data = map[string]string{"n": "0"}
+		h.create(rec)
+		first := h.saveData(rec, map[string]string{"n": "0", "a": "1"})
+		err := h.s.SaveData(h.ctx, rec.ID, rec.Data, map[string]string{"n": "0", "b": "2"})
+		h.wantErr(err, session.ErrStale, "second SaveData from the same old data")
+		h.wantRecord(first)
+	}},
 	{"changes no other field", func(h *harness) {
 		rec := h.create(h.record("alice"))
-		at := h.now.Add(time.Minute)
-		if err := h.s.Touch(h.ctx, rec.ID, at); err != nil {
-			h.Fatalf("Touch: %v", err)
-		}
-		rec.LastActivity = at
-		rec.Data = map[string]string{"k": "v"}
-		if err := h.s.SaveData(h.ctx, rec.ID, rec.Data); err != nil {
-			h.Fatalf("SaveData: %v", err)
-		}
+		rec = h.touch(rec, time.Minute)
+		rec = h.saveData(rec, map[string]string{"k": "v"})
 		h.wantRecord(rec)
 	}},
 	{"unknown ID is ErrNotFound and creates nothing", func(h *harness) {
-		err := h.s.SaveData(h.ctx, "no-such-id", map[string]string{"k": "v"})
+		err := h.s.SaveData(h.ctx, "no-such-id", nil, map[string]string{"k": "v"})
 		h.wantErr(err, session.ErrNotFound, "SaveData of an unknown ID")
 		h.wantList("", 0)
 	}},
@@ -179,7 +266,7 @@ var saveDataCases = []testCase{
 		rec := h.create(h.record("alice"))
 		e := h.ending(session.ReasonRevoked)
 		h.end(rec, e)
-		h.wantErr(h.s.SaveData(h.ctx, rec.ID, map[string]string{"k": "v"}), session.ErrNotFound, "SaveData after End")
+		h.wantErr(h.s.SaveData(h.ctx, rec.ID, nil, map[string]string{"k": "v"}), session.ErrNotFound, "SaveData after End")
 		h.wantGone(rec.TokenHash, "after End and SaveData")
 		h.wantList("", 0)
 		h.wantList("alice", 0)
@@ -189,64 +276,101 @@ var saveDataCases = []testCase{
 	}},
 }
 
+// renewal returns the Renewal of a session renewed at at with policy p.
+func renewal(p session.Policy, at time.Time) session.Renewal {
+	return session.Renewal{AuthenticatedAt: at, LastActivity: at, Expires: expiry(p, at, at)}
+}
+
+// renewed returns rec as Renew(r) and a new hash leave it.
+func renewed(rec session.Record, hash session.TokenHash, r session.Renewal) session.Record {
+	rec.TokenHash = hash
+	rec.AuthenticatedAt, rec.LastActivity, rec.Expires = r.AuthenticatedAt, r.LastActivity, r.Expires
+	return rec
+}
+
 // renew renews rec to a fresh hash at time at, returning the renewed record.
 func (h *harness) renew(rec session.Record, at time.Time) session.Record {
 	h.Helper()
-	renewed := rec
-	renewed.TokenHash = randomHash()
-	renewed.AuthenticatedAt, renewed.LastActivity = at, at
-	if err := h.s.Renew(h.ctx, rec.ID, rec.TokenHash, renewed.TokenHash, at, at); err != nil {
+	r := renewal(rec.Policy, at)
+	hash := randomHash()
+	if err := h.s.Renew(h.ctx, rec.ID, rec.TokenHash, hash, r); err != nil {
 		h.Fatalf("Renew: %v", err)
 	}
-	return renewed
+	return renewed(rec, hash, r)
 }
 
 var renewCases = []testCase{
-	{"swaps the hash and sets the times", func(h *harness) {
+	{"swaps the hash and sets the times as given", func(h *harness) {
 		rec := h.record("alice")
 		rec.Data = map[string]string{"k": "v"}
+		rec.Persistent = true
 		h.create(rec)
-		renewed := rec
-		renewed.TokenHash = randomHash()
-		renewed.AuthenticatedAt = h.now.Add(5*time.Minute + 1)
-		renewed.LastActivity = h.now.Add(5*time.Minute + 2)
-		err := h.s.Renew(h.ctx, rec.ID, rec.TokenHash, renewed.TokenHash, renewed.AuthenticatedAt, renewed.LastActivity)
-		if err != nil {
-			h.Fatalf("Renew: %v", err)
+		for _, step := range []struct {
+			name string
+			r    session.Renewal
+		}{
+			{"later", session.Renewal{
+				AuthenticatedAt: h.now.Add(5*time.Minute + 1).In(zoneEast),
+				LastActivity:    h.now.Add(5*time.Minute + 2).In(zoneWest),
+				Expires:         session.Expiry{At: h.now.Add(2*time.Hour + 3), Reason: session.ReasonAbsolute},
+			}},
+			// Renew sets what it is given, even an earlier expiry (a
+			// stricter policy on re-authentication).
+			{"earlier expiry", session.Renewal{
+				AuthenticatedAt: h.now.Add(6 * time.Minute),
+				LastActivity:    h.now.Add(6 * time.Minute),
+				Expires:         session.Expiry{At: h.now.Add(20 * time.Minute), Reason: session.ReasonIdle},
+			}},
+		} {
+			h.sub(step.name, func(h *harness) {
+				hash := randomHash()
+				if err := h.s.Renew(h.ctx, rec.ID, rec.TokenHash, hash, step.r); err != nil {
+					h.Fatalf("Renew: %v", err)
+				}
+				h.wantGone(rec.TokenHash, "of the hash replaced by Renew")
+				rec = renewed(rec, hash, step.r)
+				h.wantRecord(rec)
+				h.wantList("alice", 0, rec)
+			})
 		}
-		h.wantGone(rec.TokenHash, "of the hash replaced by Renew")
-		h.wantRecord(renewed)
-		h.wantList("alice", 0, renewed)
 	}},
 	{"wrong old hash is ErrNotFound and changes nothing", func(h *harness) {
 		rec := h.create(h.record("alice"))
 		other := h.create(h.record("bob"))
-		at := h.now.Add(time.Minute)
+		r := renewal(policy, h.now.Add(time.Minute))
 		for _, old := range []struct {
 			name string
 			hash session.TokenHash
 		}{{"unknown hash", randomHash()}, {"another session's hash", other.TokenHash}} {
 			newHash := randomHash()
-			err := h.s.Renew(h.ctx, rec.ID, old.hash, newHash, at, at)
+			err := h.s.Renew(h.ctx, rec.ID, old.hash, newHash, r)
 			h.wantErr(err, session.ErrNotFound, "Renew with the "+old.name+" as old")
 			h.wantGone(newHash, "of the new hash of a refused Renew")
 		}
 		h.wantRecord(rec)
 		h.wantRecord(other)
 	}},
+	{"to another record's hash is ErrConflict and changes nothing", func(h *harness) {
+		rec := h.create(h.record("alice"))
+		other := h.create(h.record("bob"))
+		err := h.s.Renew(h.ctx, rec.ID, rec.TokenHash, other.TokenHash, renewal(policy, h.now.Add(time.Minute)))
+		h.wantErr(err, session.ErrConflict, "Renew to another record's hash")
+		h.wantRecord(rec)
+		h.wantRecord(other)
+	}},
 	{"a renewal that lost the race is ErrNotFound", func(h *harness) {
 		rec := h.create(h.record("alice"))
-		renewed := h.renew(rec, h.now.Add(time.Minute))
+		won := h.renew(rec, h.now.Add(time.Minute))
 		late := randomHash()
-		err := h.s.Renew(h.ctx, rec.ID, rec.TokenHash, late, h.now.Add(2*time.Minute), h.now.Add(2*time.Minute))
+		err := h.s.Renew(h.ctx, rec.ID, rec.TokenHash, late, renewal(policy, h.now.Add(2*time.Minute)))
 		h.wantErr(err, session.ErrNotFound, "second Renew from the same old hash")
 		h.wantGone(late, "of the losing renewal's hash")
-		h.wantRecord(renewed)
+		h.wantRecord(won)
 	}},
 	{"unknown ID is ErrNotFound and creates nothing", func(h *harness) {
 		rec := h.create(h.record("alice"))
 		newHash := randomHash()
-		err := h.s.Renew(h.ctx, "no-such-id", rec.TokenHash, newHash, h.now, h.now)
+		err := h.s.Renew(h.ctx, "no-such-id", rec.TokenHash, newHash, renewal(policy, h.now))
 		h.wantErr(err, session.ErrNotFound, "Renew of an unknown ID")
 		h.wantGone(newHash, "of the new hash of a refused Renew")
 		h.wantRecord(rec)
@@ -257,7 +381,7 @@ var renewCases = []testCase{
 		e := h.ending(session.ReasonLogout)
 		h.end(rec, e)
 		newHash := randomHash()
-		err := h.s.Renew(h.ctx, rec.ID, rec.TokenHash, newHash, h.now.Add(time.Minute), h.now.Add(time.Minute))
+		err := h.s.Renew(h.ctx, rec.ID, rec.TokenHash, newHash, renewal(policy, h.now.Add(time.Minute)))
 		h.wantErr(err, session.ErrNotFound, "Renew after End")
 		h.wantGone(rec.TokenHash, "of the old hash after End and Renew")
 		h.wantGone(newHash, "of the new hash after End and Renew")
@@ -266,46 +390,40 @@ var renewCases = []testCase{
 	}},
 	{"End after Renew ends the renewed record", func(h *harness) {
 		rec := h.create(h.record("alice"))
-		renewed := h.renew(rec, h.now.Add(time.Minute))
+		rn := h.renew(rec, h.now.Add(time.Minute))
 		e := h.ending(session.ReasonLogout)
-		got := h.end(renewed, e)
-		if d := diff(got, renewed); d != "" {
+		got := h.end(rn, e)
+		if d := diff(got, rn); d != "" {
 			h.Errorf("End returned a record other than the renewed one:\n%s", d)
 		}
-		h.wantEnded(renewed.TokenHash, e)
-		h.wantGone(renewed.TokenHash, "after End")
+		h.wantEnded(rn.TokenHash, e)
+		h.wantGone(rn.TokenHash, "after End")
 	}},
-	{"moves the deadline EndExpired sweeps by", func(h *harness) {
-		// Idle and absolute timeouts equal: the absolute deadline decides,
-		// and only a new AuthenticatedAt can move it.
-		equal := session.Policy{IdleTimeout: time.Hour, AbsoluteTimeout: time.Hour}
-		rec := h.create(NewRecord("alice", h.now, equal))
-		// other's deadline, now+70m, falls between rec's old and new ones.
-		other := h.create(NewRecord("bob", h.now.Add(10*time.Minute), equal))
-		renewed := h.renew(rec, h.now.Add(20*time.Minute))
-		if got := h.endExpired(h.now.Add(time.Hour), time.Hour, 10); len(got) != 0 {
-			h.Fatalf("EndExpired at the old deadline ended %v; Renew should have moved the deadline to now+80m", endedIDs(got))
+	{"moves the expiry EndExpired sweeps by", func(h *harness) {
+		rec := h.create(h.record("alice")) // expires now+30m
+		// other's expiry, now+40m, falls between rec's old and new ones.
+		other := h.create(NewRecord("bob", h.now.Add(10*time.Minute), policy))
+		rn := h.renew(rec, h.now.Add(20*time.Minute)) // expires now+50m
+		if got := h.endExpired(h.now.Add(30*time.Minute), time.Hour, 10); len(got) != 0 {
+			h.Fatalf("EndExpired at the old expiry ended %v; Renew should have moved it to now+50m", endedIDs(got))
 		}
-		got := h.endExpired(h.now.Add(75*time.Minute), time.Hour, 10)
-		h.wantEndedBatch(got, map[string]session.Record{other.ID: other}, map[string]session.Ending{other.ID: {
-			Reason: session.ReasonAbsolute, At: h.now.Add(70 * time.Minute), KeepUntil: h.now.Add(130 * time.Minute),
-		}})
-		h.wantRecord(renewed)
-		got = h.endExpired(h.now.Add(80*time.Minute), time.Hour, 10)
-		want := session.Ending{Reason: session.ReasonAbsolute, At: h.now.Add(80 * time.Minute), KeepUntil: h.now.Add(140 * time.Minute)}
-		h.wantEndedBatch(got, map[string]session.Record{rec.ID: renewed}, map[string]session.Ending{rec.ID: want})
-		h.wantEnded(renewed.TokenHash, want)
+		got := h.endExpired(h.now.Add(45*time.Minute), time.Hour, 10)
+		h.wantEndedBatch(got, map[string]session.Record{other.ID: other}, map[string]session.Ending{other.ID: sweptEnding(other, time.Hour)})
+		h.wantRecord(rn)
+		got = h.endExpired(h.now.Add(50*time.Minute), time.Hour, 10)
+		h.wantEndedBatch(got, map[string]session.Record{rec.ID: rn}, map[string]session.Ending{rec.ID: sweptEnding(rn, time.Hour)})
+		h.wantEnded(rn.TokenHash, sweptEnding(rn, time.Hour))
 	}},
 	{"of concurrent renewals from one hash exactly one wins", func(h *harness) {
 		rec := h.create(h.record("alice"))
 		const n = 8
 		hashes := make([]session.TokenHash, n)
 		errs := make([]error, n)
-		at := h.now.Add(time.Minute)
+		r := renewal(policy, h.now.Add(time.Minute))
 		var wg sync.WaitGroup
 		for i := range n {
 			hashes[i] = randomHash()
-			wg.Go(func() { errs[i] = h.s.Renew(h.ctx, rec.ID, rec.TokenHash, hashes[i], at, at) })
+			wg.Go(func() { errs[i] = h.s.Renew(h.ctx, rec.ID, rec.TokenHash, hashes[i], r) })
 		}
 		wg.Wait()
 		winners := 0
@@ -313,8 +431,7 @@ var renewCases = []testCase{
 			switch {
 			case err == nil:
 				winners++
-				rec.TokenHash, rec.AuthenticatedAt, rec.LastActivity = hashes[i], at, at
-				h.wantRecord(rec)
+				h.wantRecord(renewed(rec, hashes[i], r))
 			case errors.Is(err, session.ErrNotFound):
 				h.wantGone(hashes[i], "of a losing renewal's hash")
 			default:
