@@ -247,7 +247,7 @@ func (c Config) withDefaults() Config {
 		c.Clock = session.SystemClock
 	}
 	if c.ClientIP == nil {
-		c.ClientIP = remoteIP
+		c.ClientIP = session.RemoteIP
 	}
 	if c.ReauthAfter == 0 {
 		c.ReauthAfter = defaultReauthAfter

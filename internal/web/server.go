@@ -12,7 +12,6 @@ package web
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -126,13 +125,3 @@ func (s *Server) policyFor(role string) session.Policy {
 // userPolicy is the policy of ordinary users, whose timeouts the login page
 // names when it says why a session ended.
 func (s *Server) userPolicy() session.Policy { return s.policyFor("user") }
-
-// remoteIP is the host part of r.RemoteAddr, the session Manager's default
-// client address.
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
