@@ -21,39 +21,32 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	"modernc.org/sqlite"               // registers the "sqlite" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 
 	"github.com/sessionguard/sessionguard/internal/dataversion"
-	sqlite3 "modernc.org/sqlite/lib"
+	"github.com/sessionguard/sessionguard/internal/sqlstore"
 )
 
 // Dialect is the SQL dialect of a database.
-type Dialect string
+type Dialect = sqlstore.Dialect
 
 // The supported dialects.
 const (
-	SQLite   Dialect = "sqlite"
-	Postgres Dialect = "postgres"
+	SQLite   = sqlstore.SQLite
+	Postgres = sqlstore.Postgres
 )
-
-// String returns the dialect's name, "sqlite" or "postgres".
-func (d Dialect) String() string { return string(d) }
 
 // DSNForms describes the DSNs Open accepts, for error messages and help text.
 const DSNForms = "sqlite:PATH (for example sqlite:sessionguard.db) or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?PARAMS] (postgresql:// also works)"
 
 // BusyTimeout is how long a SQLite connection waits for another writer (in
-// this process or another) before failing with SQLITE_BUSY. Writes are short
-// statements or one migration, so five seconds means a stuck writer, not a
-// busy one.
-const BusyTimeout = 5 * time.Second
+// this process or another) before failing with SQLITE_BUSY.
+const BusyTimeout = sqlstore.BusyTimeout
 
 // DB is an open database: a *sql.DB and the dialect its queries must be
 // written in. It is safe for concurrent use; Close it when done.
@@ -178,27 +171,6 @@ func redactLoose(s string) string {
 	return s
 }
 
-// sqlitePragmas configure every SQLite connection; the driver runs
-// busy_timeout first, so the others already wait for locks.
-//
-// _txlock=immediate makes every transaction take the write lock when it
-// begins. A deferred transaction that reads and then writes would fail at
-// once with SQLITE_BUSY, busy timeout or not, when another connection wrote
-// in between; an immediate one waits its turn instead. Together with the busy
-// timeout this is what lets several connections (and processes) write to one
-// file without errors: SQLite admits one writer at a time, and the others
-// queue.
-//
-// synchronous=NORMAL in WAL mode syncs at checkpoints, not at every commit: a
-// commit survives a crash of the process, but the last ones may be lost (the
-// file is never corrupted) if the machine loses power first. FULL would cost a
-// disk flush per audit entry.
-var sqlitePragmas = "_pragma=busy_timeout(" + strconv.FormatInt(BusyTimeout.Milliseconds(), 10) + ")" +
-	"&_pragma=journal_mode(WAL)" +
-	"&_pragma=synchronous(NORMAL)" +
-	"&_pragma=foreign_keys(1)" +
-	"&_txlock=immediate"
-
 func openSQLite(ctx context.Context, path string) (*DB, error) {
 	switch {
 	case path == "":
@@ -216,12 +188,12 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	if err := createPrivate(abs); err != nil {
 		return nil, fmt.Errorf("sqldb: sqlite: %w", err)
 	}
-	sdb, err := sql.Open("sqlite", fileURI(abs)+"?"+sqlitePragmas)
+	sdb, err := sql.Open("sqlite", sqlstore.FileURI(abs)+"?"+sqlstore.SQLitePragmas)
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: sqlite %s: %w", path, err)
 	}
 	// Reads run in parallel in WAL mode, and writers queue in SQLite (see
-	// sqlitePragmas), so a few connections serve a busy server; every one is
+	// sqlstore.SQLitePragmas), so a few connections serve a busy server; every one is
 	// kept open, since a new connection re-runs the pragmas and starts with
 	// a cold page cache.
 	conns := max(4, runtime.GOMAXPROCS(0))
@@ -233,7 +205,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("sqldb: sqlite %s: %w", path, err)
 	}
-	return &DB{DB: sdb, Dialect: SQLite, name: "sqlite:" + path, uri: fileURI(abs) + "?" + sqlitePragmas}, nil
+	return &DB{DB: sdb, Dialect: SQLite, name: "sqlite:" + path, uri: sqlstore.FileURI(abs) + "?" + sqlstore.SQLitePragmas}, nil
 }
 
 // createPrivate creates the database file, if it does not exist, readable and
@@ -248,27 +220,6 @@ func createPrivate(path string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// fileURI returns the SQLite URI of the file at the absolute path p. The URI
-// form lets the path hold '?' or '#', which would otherwise start the DSN's
-// parameters; SQLite decodes the percent escapes.
-func fileURI(p string) string {
-	p = filepath.ToSlash(p)
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p // a Windows drive letter: file:/C:/dir/db
-	}
-	var b strings.Builder
-	b.WriteString("file:")
-	for i := range len(p) {
-		switch c := p[i]; c {
-		case '%', '?', '#':
-			fmt.Fprintf(&b, "%%%02X", c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
 }
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
@@ -298,69 +249,11 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 }
 
 // Rebind returns query with its ? placeholders written for the database's
-// dialect: unchanged for SQLite, $1, $2... for PostgreSQL. A ? inside a
-// quoted string, a quoted identifier or a comment is left alone; one inside a
-// PostgreSQL dollar-quoted string is not recognised, so keep those free of ?.
-func (db *DB) Rebind(query string) string {
-	if db.Dialect != Postgres || !strings.Contains(query, "?") {
-		return query
-	}
-	var b strings.Builder
-	b.Grow(len(query) + 8)
-	n := 0
-	for i := 0; i < len(query); i++ {
-		c := query[i]
-		switch {
-		case c == '?':
-			n++
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(n))
-			continue
-		case c == '\'' || c == '"':
-			// Copy through the closing quote; a doubled quote is an
-			// escaped one and keeps the string open.
-			end := strings.IndexByte(query[i+1:], c)
-			if end < 0 {
-				b.WriteString(query[i:])
-				return b.String()
-			}
-			b.WriteString(query[i : i+end+2])
-			i += end + 1
-			continue
-		case c == '-' && strings.HasPrefix(query[i:], "--"):
-			end := strings.IndexByte(query[i:], '\n')
-			if end < 0 {
-				b.WriteString(query[i:])
-				return b.String()
-			}
-			b.WriteString(query[i : i+end])
-			i += end - 1
-			continue
-		case c == '/' && strings.HasPrefix(query[i:], "/*"):
-			end := strings.Index(query[i+2:], "*/")
-			if end < 0 {
-				b.WriteString(query[i:])
-				return b.String()
-			}
-			b.WriteString(query[i : i+end+4])
-			i += end + 3
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
-}
+// dialect: unchanged for SQLite, $1, $2... for PostgreSQL (see
+// sqlstore.Rebind for what it leaves alone).
+func (db *DB) Rebind(query string) string { return sqlstore.Rebind(db.Dialect, query) }
 
 // IsUniqueViolation reports whether err is a database's refusal to insert or
 // update a row because it would duplicate a UNIQUE or PRIMARY KEY value, in
 // either dialect.
-func IsUniqueViolation(err error) bool {
-	if se, ok := errors.AsType[*sqlite.Error](err); ok {
-		code := se.Code()
-		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
-	}
-	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
-		return pe.Code == "23505" // unique_violation
-	}
-	return false
-}
+func IsUniqueViolation(err error) bool { return sqlstore.IsUniqueViolation(err) }

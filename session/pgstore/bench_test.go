@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -44,7 +43,12 @@ func seeded(b *testing.B, n int) (*Store, []session.TokenHash, []string) {
 	return s, hashes, ids
 }
 
-func BenchmarkGet(b *testing.B) {
+// BenchmarkGetBatched has as many callers as the harness's 32 connections,
+// the case Gets share queries in, and reports the CPU time each Get costs
+// this process and PostgreSQL, which a busy machine does not skew as it
+// skews ns/op. BenchmarkStore (conformance_test.go) runs the benchmarks
+// every store has.
+func BenchmarkGetBatched(b *testing.B) {
 	for _, n := range []int{1_000, 100_000} {
 		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
 			if n > 1_000 && testing.Short() {
@@ -52,111 +56,24 @@ func BenchmarkGet(b *testing.B) {
 			}
 			s, hashes, _ := seeded(b, n)
 			ctx := context.Background()
-			b.Run("serial", func(b *testing.B) {
-				b.ReportAllocs()
+			b.ReportAllocs()
+			b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+			self, server := processCPU(b), serverCPU(b)
+			b.RunParallel(func(pb *testing.PB) {
 				i := 0
-				for b.Loop() {
+				for pb.Next() {
 					if _, err := s.Get(ctx, hashes[i%n]); err != nil {
-						b.Fatal(err)
+						b.Error(err)
+						return
 					}
-					i++
+					i += 7
 				}
 			})
-			b.Run("parallel", func(b *testing.B) {
-				b.ReportAllocs()
-				b.RunParallel(func(pb *testing.PB) {
-					i := 0
-					for pb.Next() {
-						if _, err := s.Get(ctx, hashes[i%n]); err != nil {
-							b.Error(err)
-							return
-						}
-						i += 7
-					}
-				})
-			})
-			// As many callers as the harness's 32 connections, the case
-			// Gets share queries in; with the CPU time each Get costs this
-			// process and PostgreSQL, which a busy machine does not skew as
-			// it skews ns/op.
-			b.Run("callers=32", func(b *testing.B) {
-				b.ReportAllocs()
-				b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
-				self, server := processCPU(b), serverCPU(b)
-				b.RunParallel(func(pb *testing.PB) {
-					i := 0
-					for pb.Next() {
-						if _, err := s.Get(ctx, hashes[i%n]); err != nil {
-							b.Error(err)
-							return
-						}
-						i += 7
-					}
-				})
-				self, server = processCPU(b)-self, serverCPU(b)-server
-				b.ReportMetric(float64(self.Nanoseconds())/float64(b.N), "client-cpu-ns/op")
-				b.ReportMetric(float64(server.Nanoseconds())/float64(b.N), "postgres-cpu-ns/op")
-			})
+			self, server = processCPU(b)-self, serverCPU(b)-server
+			b.ReportMetric(float64(self.Nanoseconds())/float64(b.N), "client-cpu-ns/op")
+			b.ReportMetric(float64(server.Nanoseconds())/float64(b.N), "postgres-cpu-ns/op")
 		})
 	}
-}
-
-func BenchmarkTouch(b *testing.B) {
-	s, _, ids := seeded(b, 1_000)
-	ctx := context.Background()
-	// Every record expires from t0+30m; touches at t0+1m onwards advance by
-	// a microsecond each, so each one is a real write.
-	b.Run("serial", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			at := t0.Add(time.Minute + time.Duration(i)*time.Microsecond)
-			if err := s.Touch(ctx, ids[i%len(ids)], at); err != nil {
-				b.Fatal(err)
-			}
-			i++
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		var workers atomic.Int64
-		b.RunParallel(func(pb *testing.PB) {
-			// Each goroutine touches its own sessions: two touching one
-			// session would measure waiting for its row lock.
-			w := int(workers.Add(1))
-			i := 0
-			for pb.Next() {
-				at := t0.Add(2*time.Minute + time.Duration(i)*time.Microsecond)
-				if err := s.Touch(ctx, ids[(w*97+i*16)%len(ids)], at); err != nil {
-					b.Error(err)
-					return
-				}
-				i++
-			}
-		})
-	})
-}
-
-// BenchmarkEndExpired measures a sweep of 500 expired sessions, the
-// Manager's default batch, per session ended.
-func BenchmarkEndExpired(b *testing.B) {
-	const batch = 500
-	s, _ := open(b)
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		b.StopTimer()
-		if _, err := s.pool.Exec(ctx, `TRUNCATE session_records, session_ended`); err != nil {
-			b.Fatal(err)
-		}
-		insertRecords(b, s, expiredRecords(batch))
-		b.StartTimer()
-		ended, err := s.EndExpired(ctx, t0.Add(time.Hour), time.Hour, batch)
-		if err != nil || len(ended) != batch {
-			b.Fatalf("EndExpired = %d, %v", len(ended), err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/session")
 }
 
 func processCPU(b *testing.B) time.Duration {

@@ -32,8 +32,9 @@
 // atomically under a row lock:
 //
 //   - Touch, SaveData and Renew are UPDATEs conditional on the record (and,
-//     for Touch, its deadline; for Renew, its old token hash): nothing is
-//     upserted, so activity racing a sign-out never brings a session back.
+//     for Touch, its expiry; for SaveData, its data; for Renew, its old token
+//     hash): nothing is upserted, so activity racing a sign-out never brings
+//     a session back.
 //   - End deletes the record and writes its ended-token row in one statement
 //     (DELETE ... RETURNING feeding an INSERT), so of two Ends on two
 //     instances exactly one gets the record; the other finds no row.
@@ -53,11 +54,11 @@
 // # The sweeper
 //
 // EndExpired is what each instance's Manager calls every second or so. It is
-// one statement: it picks up to limit records whose deadline has passed,
+// one statement: it picks up to limit records whose expiry has passed,
 // oldest first, with SELECT ... FOR UPDATE SKIP LOCKED, deletes them with
 // RETURNING, and inserts an ended-token row for each, with the reason and
-// time Record.Expiry gives (absolute if the absolute deadline comes no later
-// than the idle one, at the earlier deadline). In the same statement it
+// time of the expiry the Manager stored with the session. In the same
+// statement it
 // deletes up to limit ended-token rows whose retention has passed, also
 // skipping locked rows.
 //
@@ -71,7 +72,7 @@
 // racing them, and find every session ended once.) The locks last as long as
 // the statement, some tens of milliseconds for a batch of 500; requests
 // never wait for them, except a Touch or End of a session in the batch being
-// swept, which then finds it gone. Deadlines are kept in an indexed column, so a
+// swept, which then finds it gone. Expiries are kept in an indexed column, so a
 // sweep that finds nothing costs two index probes.
 //
 // # Crashes
@@ -105,7 +106,7 @@
 // 185 bytes per ended-token row, which stay for the Manager's EndedRetention
 // (24 hours by default). Session data adds its JSON size to the row. Every
 // Touch writes a new version of the row and new entries in each index (its
-// deadline changes, so the update cannot be HOT); autovacuum reclaims the old
+// expiry changes, so the update cannot be HOT); autovacuum reclaims the old
 // ones, and a busy table needs about twice the measured space. So 100,000
 // live sessions with a day's 200,000 endings take about 85 MB, 170 MB with
 // room for updates; keeping that in shared_buffers keeps every Get off the

@@ -9,10 +9,12 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/sessionguard/sessionguard/internal/sqlstore"
 	"github.com/sessionguard/sessionguard/session"
 )
 
@@ -108,6 +110,7 @@ func record(name string) session.Record {
 			Policy:          policy,
 			IP:              "192.0.2.1",
 			UserAgent:       "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+			Expires:         expiryOf(policy, t0, t0),
 		},
 		TokenHash: hashOf(name),
 	}
@@ -142,9 +145,21 @@ func expiredRecords(n int) []session.Record {
 		case i%7 == 0: // both at at+30m
 			r.AuthenticatedAt = at.Add(30*time.Minute - policy.AbsoluteTimeout)
 		}
+		r.Expires = expiryOf(r.Policy, r.AuthenticatedAt, r.LastActivity)
 		recs[i] = r
 	}
 	return recs
+}
+
+// expiryOf is the expiry the Manager gives a session of policy p,
+// authenticated at auth and last active at last: the earlier deadline, a
+// tie counting as absolute.
+func expiryOf(p session.Policy, auth, last time.Time) session.Expiry {
+	idle, abs := last.Add(p.IdleTimeout), auth.Add(p.AbsoluteTimeout)
+	if !abs.After(idle) {
+		return session.Expiry{At: abs, Reason: session.ReasonAbsolute}
+	}
+	return session.Expiry{At: idle, Reason: session.ReasonIdle}
 }
 
 // insertRecords stores recs with one COPY, much faster than Create one by
@@ -153,17 +168,16 @@ func insertRecords(t testing.TB, s *Store, recs []session.Record) {
 	t.Helper()
 	rows := make([][]any, len(recs))
 	for i, r := range recs {
-		data, err := encodeData(r.Data)
+		data, err := sqlstore.EncodeData(r.Data)
 		if err != nil {
 			t.Fatal(err)
 		}
 		rows[i] = []any{r.ID, r.TokenHash[:], r.UserID, r.CreatedAt.UnixNano(), r.AuthenticatedAt.UnixNano(),
 			r.LastActivity.UnixNano(), int64(r.Policy.IdleTimeout), int64(r.Policy.AbsoluteTimeout),
-			r.Deadline().UnixNano(), bytesOf(r.IP), bytesOf(r.UserAgent), data}
+			bytesOf(r.IP), bytesOf(r.UserAgent), data, r.Expires.At.UnixNano(), string(r.Expires.Reason), r.Persistent}
 	}
 	n, err := s.pool.CopyFrom(context.Background(), pgx.Identifier{"session_records"},
-		[]string{"id", "token_hash", "user_id", "created_at", "authenticated_at", "last_activity",
-			"idle_timeout", "absolute_timeout", "deadline", "ip", "user_agent", "data"},
+		strings.Split(strings.Join(strings.Fields(sqlstore.RecordColumns), ""), ","),
 		pgx.CopyFromRows(rows))
 	if err != nil || n != int64(len(recs)) {
 		t.Fatalf("copying %d records: %d, %v", len(recs), n, err)
@@ -184,7 +198,8 @@ func equalRecords(a, b session.Record) bool {
 	return a.ID == b.ID && a.UserID == b.UserID && a.TokenHash == b.TokenHash &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.AuthenticatedAt.Equal(b.AuthenticatedAt) &&
 		a.LastActivity.Equal(b.LastActivity) && a.Policy == b.Policy &&
-		a.IP == b.IP && a.UserAgent == b.UserAgent && maps.Equal(a.Data, b.Data)
+		a.IP == b.IP && a.UserAgent == b.UserAgent && maps.Equal(a.Data, b.Data) &&
+		a.Expires.At.Equal(b.Expires.At) && a.Expires.Reason == b.Expires.Reason && a.Persistent == b.Persistent
 }
 
 func equalEndings(a, b session.Ending) bool {

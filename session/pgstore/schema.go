@@ -2,25 +2,24 @@ package pgstore
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sessionguard/sessionguard/internal/sqlstore"
 )
 
 // ErrSchemaTooNew is returned by Open and New when the database's session
 // tables were written by a newer version of this package than the running
 // one. Old code must not guess at a newer layout; run the newer program (or
-// restore a backup) instead.
-var ErrSchemaTooNew = errors.New("pgstore: database schema is newer than this program")
+// restore a backup) instead. It is the same error as
+// sqlitestore.ErrSchemaTooNew.
+var ErrSchemaTooNew = sqlstore.ErrSchemaTooNew
 
-// component is this package's row in schema_migrations.
-const component = "session"
-
-// migrations are the schema changes in order: migrations[i] takes the session
-// tables from version i to version i+1. Append only; a released migration is
-// never edited, since databases in the field have already run it.
+// schema is the session tables' migrations, in order; append only, since a
+// released step has already run on databases in the field. The version is
+// the row "session" of schema_migrations, the table the server's other
+// components (accounts, audit; see internal/sqldb) share, migrated by the
+// same engine under the same lock.
 //
 // Times are bigint nanoseconds since the Unix epoch and timeouts bigint
 // nanoseconds: timestamptz keeps microseconds only, and the Store contract
@@ -34,9 +33,11 @@ const component = "session"
 // There is no index on created_at alone: List of every user (an
 // administrator's page) sorts the table instead, which saves an index entry
 // on every Touch, the frequent write.
-var migrations = []string{
-	// 1: records and ended tokens.
-	`CREATE TABLE session_records (
+var schema = sqlstore.Schema{
+	Component: "session",
+	Steps: []sqlstore.Migration{{
+		Name: "records and ended tokens",
+		SQL: `CREATE TABLE session_records (
 		id               text COLLATE "C" NOT NULL PRIMARY KEY,
 		token_hash       bytea  NOT NULL UNIQUE CHECK (octet_length(token_hash) = 32),
 		user_id          text COLLATE "C" NOT NULL,
@@ -61,75 +62,59 @@ var migrations = []string{
 		keep_until bigint NOT NULL
 	);
 	CREATE INDEX session_ended_keep_until ON session_ended (keep_until);`,
+	}, {
+		// The Manager computes each session's expiry and the store keeps
+		// it: expires_at replaces the deadline the store used to compute
+		// from the timeouts, and is computed from them here once, for the
+		// sessions of the old layout (the earlier deadline; a tie is
+		// absolute).
+		Name: "expiry kept by the Manager, persistent sessions",
+		SQL: `ALTER TABLE session_records
+			ADD COLUMN expires_at bigint,
+			ADD COLUMN expires_reason text,
+			ADD COLUMN persistent boolean NOT NULL DEFAULT false;
+		UPDATE session_records SET
+			expires_at = LEAST(last_activity + idle_timeout, authenticated_at + absolute_timeout),
+			expires_reason = CASE WHEN authenticated_at + absolute_timeout <= last_activity + idle_timeout
+				THEN 'absolute' ELSE 'idle' END;
+		ALTER TABLE session_records
+			ALTER COLUMN expires_at SET NOT NULL,
+			ALTER COLUMN expires_reason SET NOT NULL,
+			ALTER COLUMN persistent DROP DEFAULT,
+			DROP COLUMN deadline;
+		CREATE INDEX session_records_expires ON session_records (expires_at);`,
+	}},
 }
 
-// createMigrationsTable is the version table the server's other components
-// (accounts, audit; see internal/sqldb) share: one row per component. It is
-// repeated here, not imported, so that this library package does not pull
-// the server's SQLite driver into every program that uses it; the text and
-// the lock below must stay the same as sqldb's.
-const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
-	component TEXT NOT NULL,
-	version   INTEGER NOT NULL,
-	PRIMARY KEY (component)
-)`
+// migrate brings the session tables of the pool's current schema (the
+// first existing schema of its search_path) to the newest version.
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	return sqlstore.Migrate(ctx, poolConn{pool}, sqlstore.Postgres, schema)
+}
 
-// migrationLock serialises migrations of one schema: without it, two
-// instances starting at once could both read version 0 and both create the
-// tables, and one would fail. It is the key sqldb uses, so that the session
-// tables and the server's other tables are never migrated at the same time
-// either (both create schema_migrations if it is missing). A transaction-level
-// lock is released by commit or rollback, so a crashed migration cannot leave
-// it held.
-const migrationLock = `SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.schema_migrations'))`
+// poolConn adapts a pgx pool to the migration engine.
+type poolConn struct{ pool *pgxpool.Pool }
 
-// migrate brings the session tables of the connection's current schema (the
-// first existing schema of its search_path) to the newest version, in one
-// transaction: a failed step leaves the database as it was. Of several
-// instances migrating at once one does the work and the others wait for it
-// and then find nothing to do.
-func migrate(ctx context.Context, pool *pgxpool.Pool) (err error) {
-	tx, err := pool.Begin(ctx)
+func (c poolConn) Begin(ctx context.Context) (sqlstore.Tx, error) {
+	tx, err := c.pool.Begin(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer tx.Rollback(ctx) // after Commit a no-op
-
-	var schema *string
-	if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
-		return err
-	}
-	if schema == nil {
-		return errors.New("no schema to create the session tables in: the search_path names no existing schema")
-	}
-	if _, err := tx.Exec(ctx, migrationLock); err != nil {
-		return fmt.Errorf("lock: %w", err)
-	}
-	if _, err := tx.Exec(ctx, createMigrationsTable); err != nil {
-		return err
-	}
-	var version int
-	err = tx.QueryRow(ctx, `SELECT version FROM schema_migrations WHERE component = $1`, component).Scan(&version)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return err
-	}
-	if version > len(migrations) {
-		return fmt.Errorf("%w: the session tables of schema %q are at version %d, this program knows versions up to %d",
-			ErrSchemaTooNew, *schema, version, len(migrations))
-	}
-	if version == len(migrations) {
-		return nil
-	}
-	for i := version; i < len(migrations); i++ {
-		// Without arguments pgx sends the text as one simple query, which
-		// may hold several statements.
-		if _, err := tx.Exec(ctx, migrations[i]); err != nil {
-			return fmt.Errorf("migrating to version %d: %w", i+1, err)
-		}
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (component, version) VALUES ($1, $2)
-		ON CONFLICT (component) DO UPDATE SET version = excluded.version`, component, len(migrations)); err != nil {
-		return fmt.Errorf("recording version %d: %w", len(migrations), err)
-	}
-	return tx.Commit(ctx)
+	return poolTx{tx}, nil
 }
+
+type poolTx struct{ tx pgx.Tx }
+
+// Exec runs query; without arguments pgx sends it as one simple query,
+// which may hold several statements.
+func (t poolTx) Exec(ctx context.Context, query string, args ...any) error {
+	_, err := t.tx.Exec(ctx, query, args...)
+	return err
+}
+
+func (t poolTx) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return t.tx.QueryRow(ctx, query, args...)
+}
+
+func (t poolTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
+func (t poolTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }

@@ -3,7 +3,6 @@ package pgstore
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -11,12 +10,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/sessionguard/sessionguard/internal/batch"
+	"github.com/sessionguard/sessionguard/internal/sqlstore"
 	"github.com/sessionguard/sessionguard/session"
 )
 
@@ -99,10 +98,7 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 		return nil, fmt.Errorf("pgstore: connecting: %w", err)
 	}
 	if err := migrate(ctx, pool); err != nil {
-		if errors.Is(err, ErrSchemaTooNew) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("pgstore: migrating the session tables: %w", err)
+		return nil, fmt.Errorf("pgstore: %w", err)
 	}
 	s := &Store{pool: pool}
 	s.gets = batch.New(s.getBatch, batch.Options{MaxBatch: getBatchSize, MaxInFlight: getsInFlight})
@@ -140,8 +136,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	return wrap("ping", s.pool.Ping(ctx))
 }
 
-const recordColumns = `id, token_hash, user_id, created_at, authenticated_at, last_activity,
-	idle_timeout, absolute_timeout, ip, user_agent, data`
+// recordColumns are the columns a record is read from.
+const recordColumns = sqlstore.RecordColumns
 
 // Create inserts rec, or returns an error wrapping session.ErrConflict if its
 // ID or token hash is taken.
@@ -149,28 +145,22 @@ func (s *Store) Create(ctx context.Context, rec session.Record) error {
 	if s.closed.Load() {
 		return errClosed
 	}
-	created, err1 := session.UnixNanos("CreatedAt", rec.CreatedAt)
-	auth, err2 := session.UnixNanos("AuthenticatedAt", rec.AuthenticatedAt)
-	last, err3 := session.UnixNanos("LastActivity", rec.LastActivity)
-	// Both deadlines must be storable, not only the earlier one, or the
-	// arithmetic of Touch, Renew and EndExpired could overflow.
-	idle, err4 := session.UnixNanos("IdleDeadline", rec.IdleDeadline())
-	abs, err5 := session.UnixNanos("AbsoluteDeadline", rec.AbsoluteDeadline())
-	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+	t, err := sqlstore.TimesOf(rec)
+	if err != nil {
 		return err
 	}
 	if rec.ID == "" {
 		return errors.New("pgstore: record has no ID")
 	}
-	data, err := encodeData(rec.Data)
+	data, err := sqlstore.EncodeData(rec.Data)
 	if err != nil {
-		return err
+		return fmt.Errorf("pgstore: create: %w", err)
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO session_records (`+recordColumns+`, deadline)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		rec.ID, rec.TokenHash[:], rec.UserID, created, auth, last,
+	_, err = s.pool.Exec(ctx, `INSERT INTO session_records (`+recordColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		rec.ID, rec.TokenHash[:], rec.UserID, t.Created, t.Authenticated, t.LastActivity,
 		int64(rec.Policy.IdleTimeout), int64(rec.Policy.AbsoluteTimeout),
-		bytesOf(rec.IP), bytesOf(rec.UserAgent), data, min(idle, abs))
+		bytesOf(rec.IP), bytesOf(rec.UserAgent), data, t.Expires, string(rec.Expires.Reason), rec.Persistent)
 	if c, ok := uniqueViolation(err); ok {
 		return fmt.Errorf("pgstore: create: %w (%s)", session.ErrConflict, c)
 	}
@@ -203,12 +193,12 @@ const getsInFlight = 1
 func (s *Store) getBatch(ctx context.Context, hashes []session.TokenHash) ([]batch.Result[session.Record], error) {
 	out := make([]batch.Result[session.Record], len(hashes))
 	if len(hashes) == 1 {
-		rec, err := scanRecord(s.pool.QueryRow(ctx,
+		rec, err := sqlstore.ScanRecord(s.pool.QueryRow(ctx,
 			`SELECT `+recordColumns+` FROM session_records WHERE token_hash = $1`, hashes[0][:]))
 		if errors.Is(err, pgx.ErrNoRows) {
 			err = session.ErrNotFound
 		}
-		out[0] = batch.Result[session.Record]{Value: rec, Err: wrapNotFound("get", err)}
+		out[0] = batch.Result[session.Record]{Value: rec, Err: wrap("get", err)}
 		return out, nil
 	}
 	keys := make([][]byte, len(hashes))
@@ -226,7 +216,7 @@ func (s *Store) getBatch(ctx context.Context, hashes []session.TokenHash) ([]bat
 	found := make(map[session.TokenHash]batch.Result[session.Record], len(hashes))
 	for rows.Next() {
 		var key []byte
-		rec, err := scanRecord(rows, &key)
+		rec, err := sqlstore.ScanRecord(rows, &key)
 		if len(key) != len(session.TokenHash{}) {
 			return nil, wrap("get", cmp.Or(err, errors.New("a row without its token hash")))
 		}
@@ -245,70 +235,83 @@ func (s *Store) getBatch(ctx context.Context, hashes []session.TokenHash) ([]bat
 	return out, nil
 }
 
-// wrapNotFound is wrap, except that session.ErrNotFound passes unchanged.
-func wrapNotFound(op string, err error) error {
-	if errors.Is(err, session.ErrNotFound) {
-		return err
-	}
-	return wrap(op, err)
-}
-
-// Touch moves the record's LastActivity forward to at (never back) and its
-// deadline with it. It returns session.ErrNotFound if the record is gone or
-// its deadline is not after at.
-func (s *Store) Touch(ctx context.Context, id string, at time.Time) error {
+// Touch moves the record's LastActivity forward to at (never back), and its
+// expiry to exp if that is later than the stored one. It returns
+// session.ErrNotFound if the record is gone or its stored expiry is not
+// after at.
+func (s *Store) Touch(ctx context.Context, id string, at time.Time, exp session.Expiry) error {
 	if s.closed.Load() {
 		return errClosed
 	}
-	n, err := session.UnixNanos("touch time", at)
-	if err != nil {
+	n, err1 := session.UnixNanos("touch time", at)
+	e, err2 := session.UnixNanos("Expires.At", exp.At)
+	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
-	// SET expressions see the row as it was, hence GREATEST in both. A
-	// touch older than the stored activity still matches the row and
-	// succeeds as a no-op; one at or after the deadline matches nothing.
+	// SET expressions see the row as it was, so the reason is compared
+	// with the old expires_at. A touch older than the stored activity
+	// still matches the row and succeeds as a no-op; one at or after the
+	// stored expiry matches nothing.
 	tag, err := s.pool.Exec(ctx, `UPDATE session_records
 		SET last_activity = GREATEST(last_activity, $1),
-		    deadline = LEAST(GREATEST(last_activity, $1) + idle_timeout, authenticated_at + absolute_timeout)
-		WHERE id = $2 AND deadline > $1`, n, id)
+		    expires_at = GREATEST(expires_at, $2),
+		    expires_reason = CASE WHEN $2 > expires_at THEN $3 ELSE expires_reason END
+		WHERE id = $4 AND expires_at > $1`, n, e, string(exp.Reason), id)
 	return affectedOne("touch", tag, err)
 }
 
-// SaveData replaces the record's data, or returns session.ErrNotFound.
-// PostgreSQL's jsonb cannot hold NUL characters, and JSON cannot hold
-// invalid UTF-8: data with either is refused with an error, not altered.
-func (s *Store) SaveData(ctx context.Context, id string, data map[string]string) error {
+// SaveData replaces the record's data with data if it is still old. It
+// returns session.ErrStale if the stored data differs from old, and
+// session.ErrNotFound if there is no such record. PostgreSQL's jsonb cannot
+// hold NUL characters, and JSON cannot hold invalid UTF-8: data with either
+// is refused with an error, not altered.
+func (s *Store) SaveData(ctx context.Context, id string, old, data map[string]string) error {
 	if s.closed.Load() {
 		return errClosed
 	}
-	enc, err := encodeData(data)
-	if err != nil {
+	was, err1 := sqlstore.EncodeData(old)
+	enc, err2 := sqlstore.EncodeData(data)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("pgstore: save data: %w", err)
+	}
+	// jsonb compares as JSON, not as text, and NULL (no data) matches
+	// only NULL. Of two SaveData racing on one record, the second waits
+	// for the first's row lock and then compares with what it wrote.
+	tag, err := s.pool.Exec(ctx, `UPDATE session_records SET data = $1
+		WHERE id = $2 AND data IS NOT DISTINCT FROM $3::jsonb`, enc, id, was)
+	if err = affectedOne("save data", tag, err); !errors.Is(err, session.ErrNotFound) {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE session_records SET data = $1 WHERE id = $2`, enc, id)
-	return affectedOne("save data", tag, err)
+	// Nothing matched: the record is gone, or its data changed.
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM session_records WHERE id = $1)`, id).Scan(&exists); err != nil {
+		return wrap("save data", err)
+	}
+	if !exists {
+		return session.ErrNotFound
+	}
+	return session.ErrStale
 }
 
 // Renew gives the record id the token hash new, if its hash is still old, and
-// sets its AuthenticatedAt and LastActivity. Otherwise it returns
-// session.ErrNotFound. If new is another record's hash it returns an error
-// wrapping session.ErrConflict.
-func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash, authenticatedAt, lastActivity time.Time) error {
+// writes r's times. Otherwise it returns session.ErrNotFound. If new is
+// another record's hash it returns an error wrapping session.ErrConflict.
+func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash, r session.Renewal) error {
 	if s.closed.Load() {
 		return errClosed
 	}
-	auth, err1 := session.UnixNanos("AuthenticatedAt", authenticatedAt)
-	last, err2 := session.UnixNanos("LastActivity", lastActivity)
-	if err := errors.Join(err1, err2); err != nil {
+	auth, err1 := session.UnixNanos("AuthenticatedAt", r.AuthenticatedAt)
+	last, err2 := session.UnixNanos("LastActivity", r.LastActivity)
+	exp, err3 := session.UnixNanos("Expires.At", r.Expires.At)
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return err
 	}
 	// Of two renewals racing from one hash, the second waits for the
 	// first's row lock and then re-checks its WHERE on the renewed row,
 	// which no longer has the old hash: it matches nothing.
 	tag, err := s.pool.Exec(ctx, `UPDATE session_records
-		SET token_hash = $1, authenticated_at = $2, last_activity = $3,
-		    deadline = LEAST($3 + idle_timeout, $2 + absolute_timeout)
-		WHERE id = $4 AND token_hash = $5`, new[:], auth, last, id, old[:])
+		SET token_hash = $1, authenticated_at = $2, last_activity = $3, expires_at = $4, expires_reason = $5
+		WHERE id = $6 AND token_hash = $7`, new[:], auth, last, exp, string(r.Expires.Reason), id, old[:])
 	if c, ok := uniqueViolation(err); ok {
 		return fmt.Errorf("pgstore: renew: %w (%s)", session.ErrConflict, c)
 	}
@@ -351,7 +354,7 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (session.R
 	if err := errors.Join(err1, err2); err != nil {
 		return session.Record{}, err
 	}
-	rec, err := scanRecord(s.pool.QueryRow(ctx, endQuery, id, string(e.Reason), at, keep))
+	rec, err := sqlstore.ScanRecord(s.pool.QueryRow(ctx, endQuery, id, string(e.Reason), at, keep))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return session.Record{}, session.ErrNotFound
 	}
@@ -363,54 +366,48 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (session.R
 
 // endExpiredQuery is one sweep, in one statement:
 //
-//   - gone locks up to $2 expired records, oldest deadline first, skipping
-//     those another transaction has locked (another instance's sweep, an End,
-//     a Touch), deletes them and computes each one's ending as
-//     Record.Expiry does: absolute when the absolute deadline is not after
-//     the idle one, at the earlier deadline, kept $3 longer (saturating
-//     rather than overflowing);
+//   - gone locks up to $2 expired records (expires_at at or before $1),
+//     oldest first through the expires_at index, skipping those another
+//     transaction has locked (another instance's sweep, an End, a Touch),
+//     and deletes them; each ends with its stored expiry, kept $3 longer
+//     (saturating rather than overflowing);
 //   - kept writes their ended-token rows;
-//   - purged deletes up to $2 ended-token rows whose keep_until is before $1,
-//     again skipping locked ones. It leaves alone a row that kept is
-//     replacing in the same statement (a token created again after it
+//   - purged deletes up to $2 ended-token rows whose keep_until is at or
+//     before $1, again skipping locked ones. It leaves alone a row that kept
+//     is replacing in the same statement (a token created again after it
 //     ended), since one statement must not change a row twice.
 //
 // Sweeps on several instances therefore never wait for each other and never
 // take the same record: each expired record is returned, and its end
 // recorded, by exactly one of them. Nothing is held after the statement.
-//
-// The final ORDER BY gives the batch in expiry order.
 const endExpiredQuery = `WITH gone AS (
 		DELETE FROM session_records
 		WHERE id IN (
 			SELECT id FROM session_records
-			WHERE deadline <= $1
-			ORDER BY deadline
+			WHERE expires_at <= $1
+			ORDER BY expires_at
 			LIMIT $2
 			FOR UPDATE SKIP LOCKED)
 		RETURNING ` + recordColumns + `,
-			CASE WHEN authenticated_at + absolute_timeout <= last_activity + idle_timeout
-				THEN 'absolute' ELSE 'idle' END AS reason,
-			LEAST(authenticated_at + absolute_timeout, last_activity + idle_timeout) AS ended_at,
-			CASE WHEN LEAST(authenticated_at + absolute_timeout, last_activity + idle_timeout) > 9223372036854775807 - $3::bigint
-				THEN 9223372036854775807
-				ELSE LEAST(authenticated_at + absolute_timeout, last_activity + idle_timeout) + $3::bigint END AS keep_until
+			expires_reason AS reason,
+			expires_at AS ended_at,
+			CASE WHEN expires_at > 9223372036854775807 - $3::bigint
+				THEN 9223372036854775807 ELSE expires_at + $3::bigint END AS keep_until
 	), kept AS (` + keepEnded + `
 	), purged AS (
 		DELETE FROM session_ended
 		WHERE token_hash IN (
 			SELECT token_hash FROM session_ended
-			WHERE keep_until < $1 AND token_hash NOT IN (SELECT token_hash FROM gone)
+			WHERE keep_until <= $1 AND token_hash NOT IN (SELECT token_hash FROM gone)
 			LIMIT $2
 			FOR UPDATE SKIP LOCKED)
 	)
-	SELECT ` + recordColumns + `, reason, ended_at, keep_until FROM gone ORDER BY ended_at, id`
+	SELECT ` + recordColumns + `, keep_until FROM gone ORDER BY ended_at, id`
 
-// EndExpired ends up to limit records whose deadline is at or before now,
-// oldest deadline first, keeping their ended-token records until keep after
-// their expiry, and deletes up to limit ended-token records whose KeepUntil
-// is before now (an ending is kept until KeepUntil, inclusive). limit must be
-// positive and keep not negative.
+// EndExpired ends up to limit records whose expiry is at or before now,
+// oldest first, each with its stored expiry and kept until keep after it,
+// and deletes up to limit ended-token records whose KeepUntil is at or
+// before now. limit must be positive and keep not negative.
 //
 // It is one statement: it holds row locks on one batch for the time the
 // statement runs and never waits for a lock, so Gets never wait for it and
@@ -438,17 +435,16 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	defer rows.Close()
 	var ended []session.Ended
 	for rows.Next() {
-		var (
-			e             session.Ended
-			reason        string
-			at, keepUntil int64
-		)
-		e.Record, err = scanRecord(rows, &reason, &at, &keepUntil)
+		var keepUntil int64
+		rec, err := sqlstore.ScanRecord(rows, &keepUntil)
 		if err != nil {
 			return nil, wrap("end expired", err)
 		}
-		e.Ending = session.Ending{Reason: session.EndReason(reason), At: fromNanos(at), KeepUntil: fromNanos(keepUntil)}
-		ended = append(ended, e)
+		if ended == nil { // sized once, and not at all when nothing expired
+			ended = make([]session.Ended, 0, limit)
+		}
+		ended = append(ended, session.Ended{Record: rec, Ending: session.Ending{
+			Reason: rec.Expires.Reason, At: rec.Expires.At, KeepUntil: sqlstore.FromNanos(keepUntil)}})
 	}
 	if err := rows.Err(); err != nil {
 		// The statement failed as a whole: nothing was deleted.
@@ -475,12 +471,12 @@ func (s *Store) Ended(ctx context.Context, h session.TokenHash) (session.Ending,
 	if err != nil {
 		return session.Ending{}, wrap("ended", err)
 	}
-	return session.Ending{Reason: session.EndReason(reason), At: fromNanos(at), KeepUntil: fromNanos(keepUntil)}, nil
+	return session.Ending{Reason: session.EndReason(reason), At: sqlstore.FromNanos(at), KeepUntil: sqlstore.FromNanos(keepUntil)}, nil
 }
 
 // List returns the records of userID, or of every user if userID is empty,
 // oldest first (by CreatedAt, then ID), at most limit of them (limit <= 0: no
-// limit). Like Get, it returns records past their deadline that EndExpired
+// limit). Like Get, it returns records past their expiry that EndExpired
 // has not yet removed.
 func (s *Store) List(ctx context.Context, userID string, limit int) ([]session.Record, error) {
 	if s.closed.Load() {
@@ -507,71 +503,13 @@ func (s *Store) List(ctx context.Context, userID string, limit int) ([]session.R
 	defer rows.Close()
 	var recs []session.Record
 	for rows.Next() {
-		rec, err := scanRecord(rows)
+		rec, err := sqlstore.ScanRecord(rows)
 		if err != nil {
 			return nil, wrap("list", err)
 		}
 		recs = append(recs, rec)
 	}
 	return recs, wrap("list", rows.Err())
-}
-
-// scanRecord reads the columns of recordColumns, then any extra columns into
-// extra.
-func scanRecord(row pgx.Row, extra ...any) (session.Record, error) {
-	var (
-		rec                                 session.Record
-		hash, ip, userAgent, data           []byte
-		created, auth, last, idle, absolute int64
-	)
-	dest := append([]any{&rec.ID, &hash, &rec.UserID, &created, &auth, &last,
-		&idle, &absolute, &ip, &userAgent, &data}, extra...)
-	if err := row.Scan(dest...); err != nil {
-		return session.Record{}, err
-	}
-	if len(hash) != len(rec.TokenHash) {
-		return session.Record{}, fmt.Errorf("record %q has a token hash of %d bytes", rec.ID, len(hash))
-	}
-	copy(rec.TokenHash[:], hash)
-	rec.CreatedAt, rec.AuthenticatedAt, rec.LastActivity = fromNanos(created), fromNanos(auth), fromNanos(last)
-	rec.Policy = session.Policy{IdleTimeout: time.Duration(idle), AbsoluteTimeout: time.Duration(absolute)}
-	rec.IP, rec.UserAgent = string(ip), string(userAgent)
-	if data != nil {
-		if err := json.Unmarshal(data, &rec.Data); err != nil {
-			return session.Record{}, fmt.Errorf("record %q has unreadable data: %w", rec.ID, err)
-		}
-		if len(rec.Data) == 0 {
-			rec.Data = nil
-		}
-	}
-	return rec, nil
-}
-
-// encodeData returns data as the text of a JSON object, or nil (SQL NULL)
-// when it is empty, so that an empty map and a nil map read back alike, as
-// nil. It is a string, not a []byte, because pgx sends a []byte of unknown
-// type as bytea (in the exec and simple-protocol modes), which jsonb does
-// not parse. It refuses what would not round-trip: encoding/json would
-// replace invalid UTF-8 silently, and jsonb refuses NUL characters.
-func encodeData(data map[string]string) (any, error) {
-	if len(data) == 0 {
-		return nil, nil
-	}
-	for k, v := range data {
-		for _, s := range [2]string{k, v} {
-			if !utf8.ValidString(s) {
-				return nil, fmt.Errorf("pgstore: session data key %q: keys and values must be valid UTF-8", k)
-			}
-			if strings.IndexByte(s, 0) >= 0 {
-				return nil, fmt.Errorf("pgstore: session data key %q: keys and values cannot hold NUL characters", k)
-			}
-		}
-	}
-	b, err := json.Marshal(data)
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: encoding data: %w", err)
-	}
-	return string(b), nil
 }
 
 // bytesOf returns s as a non-nil slice: pgx sends a nil slice as NULL, and
@@ -582,9 +520,6 @@ func bytesOf(s string) []byte {
 	}
 	return []byte(s)
 }
-
-// fromNanos is the inverse of nanos, in UTC.
-func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 
 // affectedOne turns the result of an update of one record by ID into nil, or
 // session.ErrNotFound if no row matched.
@@ -602,18 +537,15 @@ func affectedOne(op string, tag pgconn.CommandTag, err error) error {
 // failure (another record has the ID or token hash), and names the
 // constraint.
 func uniqueViolation(err error) (string, bool) {
-	pe, ok := errors.AsType[*pgconn.PgError](err)
-	if !ok || pe.Code != "23505" { // unique_violation
+	if !sqlstore.IsUniqueViolation(err) {
 		return "", false
 	}
-	return pe.ConstraintName, true
+	var constraint string
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		constraint = pe.ConstraintName
+	}
+	return constraint, true
 }
 
-// wrap prefixes a database error with the package and operation; nil stays
-// nil.
-func wrap(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("pgstore: %s: %w", op, err)
-}
+// wrap prefixes a database error with the package and operation.
+func wrap(op string, err error) error { return sqlstore.Wrap("pgstore", op, err) }

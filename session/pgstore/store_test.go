@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"strings"
@@ -54,7 +55,7 @@ func TestMigrateCreatesTablesOnceAndLeavesOthersAlone(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	want := "[session_ended_keep_until session_ended_pkey session_records_deadline session_records_pkey session_records_token_hash_key session_records_user]"
+	want := "[session_ended_keep_until session_ended_pkey session_records_expires session_records_pkey session_records_token_hash_key session_records_user]"
 	if got := fmt.Sprint(indexes); got != want {
 		t.Errorf("indexes = %s, want %s", got, want)
 	}
@@ -65,8 +66,8 @@ func TestMigrateCreatesTablesOnceAndLeavesOthersAlone(t *testing.T) {
 		if _, err := s.Get(ctx, hashOf("a")); err != nil {
 			t.Fatalf("Get after reopen: %v", err)
 		}
-		if v, n := schemaVersion(t, s); v != len(migrations) || n != 2 {
-			t.Fatalf("schema_migrations: session at version %d of %d rows; want %d of 2", v, n, len(migrations))
+		if v, n := schemaVersion(t, s); v != len(schema.Steps) || n != 2 {
+			t.Fatalf("schema_migrations: session at version %d of %d rows; want %d of 2", v, n, len(schema.Steps))
 		}
 		s.Close()
 	}
@@ -116,8 +117,8 @@ func TestConcurrentOpenOnEmptySchema(t *testing.T) {
 			t.Errorf("a record created on instance %d, read on the next: %v", i, err)
 		}
 	}
-	if v, n := schemaVersion(t, stores[0]); v != len(migrations) || n != 1 {
-		t.Errorf("schema_migrations: session at version %d of %d rows; want %d of 1", v, n, len(migrations))
+	if v, n := schemaVersion(t, stores[0]); v != len(schema.Steps) || n != 1 {
+		t.Errorf("schema_migrations: session at version %d of %d rows; want %d of 1", v, n, len(schema.Steps))
 	}
 }
 
@@ -127,7 +128,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 	s, dsn := open(t)
 	mustCreate(t, s, record("a"))
 	if _, err := s.pool.Exec(ctx, `UPDATE schema_migrations SET version = $1 WHERE component = 'session'`,
-		len(migrations)+1); err != nil {
+		len(schema.Steps)+1); err != nil {
 		t.Fatal(err)
 	}
 	s2, err := Open(ctx, dsn)
@@ -142,8 +143,8 @@ func TestRefusesNewerSchema(t *testing.T) {
 	if _, err := s.Get(ctx, hashOf("a")); err != nil {
 		t.Errorf("the newer schema's data after the refusal: %v", err)
 	}
-	if v, _ := schemaVersion(t, s); v != len(migrations)+1 {
-		t.Errorf("version after the refusal = %d, want %d, unchanged", v, len(migrations)+1)
+	if v, _ := schemaVersion(t, s); v != len(schema.Steps)+1 {
+		t.Errorf("version after the refusal = %d, want %d, unchanged", v, len(schema.Steps)+1)
 	}
 }
 
@@ -252,7 +253,7 @@ func TestNewSharesThePool(t *testing.T) {
 	calls := map[string]error{
 		"Ping":   s.Ping(ctx),
 		"Create": s.Create(ctx, record("b")),
-		"Touch":  s.Touch(ctx, "id-a", t0),
+		"Touch":  s.Touch(ctx, "id-a", t0, record("a").Expires),
 	}
 	_, calls["Get"] = s.Get(ctx, hashOf("a"))
 	_, calls["List"] = s.List(ctx, "", 0)
@@ -261,48 +262,6 @@ func TestNewSharesThePool(t *testing.T) {
 		if err == nil || errors.Is(err, session.ErrNotFound) {
 			t.Errorf("%s after Close: err = %v, want a closed-store error", name, err)
 		}
-	}
-}
-
-func TestDurableAcrossCloseAndReopen(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s, dsn := open(t)
-	touched, ended, renewed, data := record("touched"), record("ended"), record("renewed"), record("data")
-	data.Data = map[string]string{"theme": "dark", "lang": "fr"}
-	mustCreate(t, s, touched, ended, renewed, data)
-	touchAt := t0.Add(10*time.Minute + 7)
-	if err := s.Touch(ctx, touched.ID, touchAt); err != nil {
-		t.Fatal(err)
-	}
-	endedAt := t0.Add(time.Minute)
-	ending := session.Ending{Reason: session.ReasonRevoked, At: endedAt, KeepUntil: endedAt.Add(time.Hour)}
-	if _, err := s.End(ctx, ended.ID, ending); err != nil {
-		t.Fatal(err)
-	}
-	newHash := hashOf("renewed-2")
-	if err := s.Renew(ctx, renewed.ID, renewed.TokenHash, newHash, t0.Add(2*time.Minute), t0.Add(3*time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s = openDSN(t, dsn)
-	touched.LastActivity = touchAt
-	renewed.TokenHash, renewed.AuthenticatedAt, renewed.LastActivity = newHash, t0.Add(2*time.Minute), t0.Add(3*time.Minute)
-	for _, want := range []session.Record{touched, data, renewed} {
-		if got, err := s.Get(ctx, want.TokenHash); err != nil || !equalRecords(got, want) {
-			t.Errorf("%s after reopen = %+v, %v; want %+v", want.ID, got, err, want)
-		}
-	}
-	for _, gone := range []session.TokenHash{ended.TokenHash, hashOf("renewed")} {
-		if _, err := s.Get(ctx, gone); !errors.Is(err, session.ErrNotFound) {
-			t.Errorf("Get of an ended or replaced hash after reopen: err = %v, want ErrNotFound", err)
-		}
-	}
-	if e, err := s.Ended(ctx, ended.TokenHash); err != nil || !equalEndings(e, ending) {
-		t.Errorf("Ended after reopen = %+v, %v; want %+v", e, err, ending)
 	}
 }
 
@@ -352,7 +311,7 @@ func crashingWriter(dsn string) {
 		r := record(fmt.Sprint(i))
 		err := s.Create(ctx, r)
 		if err == nil {
-			err = s.Touch(ctx, r.ID, t0.Add(time.Minute))
+			err = s.Touch(ctx, r.ID, t0.Add(time.Minute), expiryOf(policy, t0, t0.Add(time.Minute)))
 		}
 		if err == nil && i%2 == 1 {
 			_, err = s.End(ctx, r.ID, session.Ending{Reason: session.ReasonLogout, At: t0, KeepUntil: t0.Add(time.Hour)})
@@ -363,52 +322,6 @@ func crashingWriter(dsn string) {
 		}
 	}
 	os.Exit(3)
-}
-
-// TestDeadlineColumn checks the deadline the sweeper's index is built on
-// against Record.Deadline after every kind of write.
-func TestDeadlineColumn(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s, _ := open(t)
-	r := record("a")
-	mustCreate(t, s, r)
-	check := func(step string) {
-		t.Helper()
-		var deadline int64
-		if err := s.pool.QueryRow(ctx, `SELECT deadline FROM session_records WHERE id = $1`, r.ID).Scan(&deadline); err != nil {
-			t.Fatal(err)
-		}
-		if got := fromNanos(deadline); !got.Equal(r.Deadline()) {
-			t.Errorf("after %s: deadline %v, want %v", step, got, r.Deadline())
-		}
-	}
-	check("Create")
-	for _, at := range []time.Time{t0.Add(20*time.Minute + 1), t0.Add(10 * time.Minute)} {
-		if err := s.Touch(ctx, r.ID, at); err != nil {
-			t.Fatal(err)
-		}
-		if r.LastActivity.Before(at) {
-			r.LastActivity = at
-		}
-		check(fmt.Sprintf("a touch at t0+%v", at.Sub(t0)))
-	}
-	for at := r.LastActivity; at.Before(t0.Add(12*time.Hour - time.Minute)); at = at.Add(20 * time.Minute) {
-		if err := s.Touch(ctx, r.ID, at); err != nil {
-			t.Fatalf("touch at t0+%v: %v", at.Sub(t0), err)
-		}
-		r.LastActivity = at
-	}
-	if !r.Deadline().Equal(r.AbsoluteDeadline()) {
-		t.Fatalf("the touches should have pushed the idle deadline past the absolute one")
-	}
-	check("touches up to the absolute deadline")
-	auth, last := t0.Add(11*time.Hour), t0.Add(11*time.Hour+time.Second)
-	if err := s.Renew(ctx, r.ID, r.TokenHash, hashOf("b"), auth, last); err != nil {
-		t.Fatal(err)
-	}
-	r.TokenHash, r.AuthenticatedAt, r.LastActivity = hashOf("b"), auth, last
-	check("Renew")
 }
 
 func TestClientStringsNeedNotBeUTF8(t *testing.T) {
@@ -431,8 +344,8 @@ func TestBadInput(t *testing.T) {
 	s, _ := open(t)
 	mustCreate(t, s, record("a"))
 	farFuture := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
-	tooLongPolicy := record("long")
-	tooLongPolicy.Policy.AbsoluteTimeout = 250 * 365 * 24 * time.Hour
+	farExpiry := record("far")
+	farExpiry.Expires.At = farFuture
 	noID := record("noid")
 	noID.ID = ""
 	farPast := record("past")
@@ -443,14 +356,14 @@ func TestBadInput(t *testing.T) {
 	badUTF8.Data = map[string]string{"k\xff": "v"}
 	for name, err := range map[string]error{
 		"create with time out of range":  s.Create(ctx, farPast),
-		"create with deadline past 2262": s.Create(ctx, tooLongPolicy),
+		"create with expiry past 2262":   s.Create(ctx, farExpiry),
 		"create without ID":              s.Create(ctx, noID),
 		"create with NUL in data":        s.Create(ctx, nulData),
 		"create with invalid UTF-8 data": s.Create(ctx, badUTF8),
-		"save NUL in data":               s.SaveData(ctx, "id-a", map[string]string{"k\x00": "v"}),
-		"save invalid UTF-8 data":        s.SaveData(ctx, "id-a", map[string]string{"k": "\xc3"}),
-		"touch past 2262":                s.Touch(ctx, "id-a", farFuture),
-		"renew past 2262":                s.Renew(ctx, "id-a", hashOf("a"), hashOf("b"), farFuture, farFuture),
+		"save NUL in data":               s.SaveData(ctx, "id-a", nil, map[string]string{"k\x00": "v"}),
+		"save invalid UTF-8 data":        s.SaveData(ctx, "id-a", nil, map[string]string{"k": "\xc3"}),
+		"touch past 2262":                s.Touch(ctx, "id-a", farFuture, session.Expiry{At: farFuture, Reason: session.ReasonIdle}),
+		"renew past 2262":                s.Renew(ctx, "id-a", hashOf("a"), hashOf("b"), renewal(farFuture)),
 	} {
 		if err == nil || errors.Is(err, session.ErrNotFound) {
 			t.Errorf("%s: err = %v, want a clear error", name, err)
@@ -486,7 +399,7 @@ func TestConflictsNameTheConstraint(t *testing.T) {
 	for name, err := range map[string]error{
 		"Create with a taken ID":         s.Create(ctx, sameID),
 		"Create with a taken hash":       s.Create(ctx, sameHash),
-		"Renew to another record's hash": s.Renew(ctx, b.ID, b.TokenHash, a.TokenHash, t0, t0),
+		"Renew to another record's hash": s.Renew(ctx, b.ID, b.TokenHash, a.TokenHash, renewal(t0)),
 	} {
 		if !errors.Is(err, session.ErrConflict) || !strings.Contains(err.Error(), "session_records_") {
 			t.Errorf("%s: err = %v, want ErrConflict naming the constraint", name, err)
@@ -508,21 +421,27 @@ func TestQueryExecModes(t *testing.T) {
 			r.Data = map[string]string{"k": `"quoted" \ ünï`}
 			r.UserAgent = "caf\xc3"
 			mustCreate(t, s, r)
-			if err := s.Touch(ctx, r.ID, t0.Add(time.Minute)); err != nil {
+			r.LastActivity = t0.Add(time.Minute)
+			r.Expires = expiryOf(policy, t0, r.LastActivity)
+			if err := s.Touch(ctx, r.ID, r.LastActivity, r.Expires); err != nil {
 				t.Fatal(err)
 			}
-			r.LastActivity = t0.Add(time.Minute)
+			old := maps.Clone(r.Data)
 			r.Data["k2"] = "v2"
-			if err := s.SaveData(ctx, r.ID, r.Data); err != nil {
+			if err := s.SaveData(ctx, r.ID, map[string]string{"k": "stale"}, r.Data); !errors.Is(err, session.ErrStale) {
+				t.Fatalf("SaveData from stale data: %v, want ErrStale", err)
+			}
+			if err := s.SaveData(ctx, r.ID, old, r.Data); err != nil {
 				t.Fatal(err)
 			}
 			if recs, err := s.List(ctx, r.UserID, 0); err != nil || len(recs) != 1 || !equalRecords(recs[0], r) {
 				t.Fatalf("List = %+v, %v; want %+v", recs, err, r)
 			}
-			if err := s.Renew(ctx, r.ID, r.TokenHash, hashOf(mode+"-2"), t0, t0.Add(time.Minute)); err != nil {
+			rn := renewal(t0)
+			if err := s.Renew(ctx, r.ID, r.TokenHash, hashOf(mode+"-2"), rn); err != nil {
 				t.Fatal(err)
 			}
-			r.TokenHash, r.AuthenticatedAt = hashOf(mode+"-2"), t0
+			r.TokenHash, r.AuthenticatedAt, r.LastActivity, r.Expires = hashOf(mode+"-2"), rn.AuthenticatedAt, rn.LastActivity, rn.Expires
 			if got, err := s.End(ctx, r.ID, session.Ending{Reason: session.ReasonLogout, At: t0, KeepUntil: t0}); err != nil || !equalRecords(got, r) {
 				t.Fatalf("End = %+v, %v; want %+v", got, err, r)
 			}
@@ -539,5 +458,77 @@ func TestQueryExecModes(t *testing.T) {
 				t.Errorf("Ended = %+v, %v", e, err)
 			}
 		})
+	}
+}
+
+// renewal is a renewal at at, with the expiry it gives.
+func renewal(at time.Time) session.Renewal {
+	return session.Renewal{AuthenticatedAt: at, LastActivity: at, Expires: expiryOf(policy, at, at)}
+}
+
+// TestMigrateFromTheOldLayout opens a schema written by the layout before
+// the Manager kept each session's expiry (version 1, with a deadline the
+// store computed): every session gets the expiry its timeouts gave it, and
+// the sweep ends them with it.
+func TestMigrateFromTheOldLayout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := freshDSN(t)
+	admin(t, dsn, schema.Steps[0].SQL+`;
+		CREATE TABLE schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (component));
+		INSERT INTO schema_migrations VALUES ('session', 1)`)
+	h := time.Hour
+	olds := []struct {
+		name string
+		last time.Duration // after t0
+		want session.Expiry
+	}{
+		{"idle", 10 * time.Minute, session.Expiry{At: t0.Add(40 * time.Minute), Reason: session.ReasonIdle}},
+		{"absolute", 11*h + 45*time.Minute, session.Expiry{At: t0.Add(12 * h), Reason: session.ReasonAbsolute}},
+		{"tie", 11*h + 30*time.Minute, session.Expiry{At: t0.Add(12 * h), Reason: session.ReasonAbsolute}},
+	}
+	for _, o := range olds {
+		r := record(o.name)
+		last := t0.Add(o.last)
+		deadline := min(last.Add(policy.IdleTimeout).UnixNano(), t0.Add(policy.AbsoluteTimeout).UnixNano())
+		admin(t, dsn, fmt.Sprintf(`INSERT INTO session_records (id, token_hash, user_id, created_at, authenticated_at,
+			last_activity, idle_timeout, absolute_timeout, deadline, ip, user_agent, data)
+			VALUES ('%s', sha256('%s'), '%s', %d, %d, %d, %d, %d, %d, '\\x00', '\\x00', '{"k": "%s"}')`,
+			r.ID, o.name, r.UserID, t0.UnixNano(), t0.UnixNano(), last.UnixNano(),
+			int64(policy.IdleTimeout), int64(policy.AbsoluteTimeout), deadline, o.name))
+	}
+
+	s := openDSN(t, dsn)
+	if v, _ := schemaVersion(t, s); v != len(schema.Steps) {
+		t.Errorf("schema version = %d, want %d", v, len(schema.Steps))
+	}
+	recs, err := s.List(ctx, "", 0)
+	if err != nil || len(recs) != len(olds) {
+		t.Fatalf("List after the migration = %d records, %v", len(recs), err)
+	}
+	byID := map[string]session.Record{}
+	for _, r := range recs {
+		byID[r.ID] = r
+	}
+	for _, o := range olds {
+		got := byID["id-"+o.name]
+		if !got.Expires.At.Equal(o.want.At) || got.Expires.Reason != o.want.Reason || got.Persistent ||
+			!got.LastActivity.Equal(t0.Add(o.last)) || got.Policy != policy || got.Data["k"] != o.name {
+			t.Errorf("%s after the migration = %+v; want expiry %+v, not persistent", o.name, got, o.want)
+		}
+	}
+	ended, err := s.EndExpired(ctx, t0.Add(12*h), h, 10)
+	if err != nil || len(ended) != len(olds) {
+		t.Fatalf("EndExpired after the migration = %d records, %v; want %d", len(ended), err, len(olds))
+	}
+	for i, e := range ended {
+		if want := olds[i].want; e.ID != "id-"+olds[i].name || !e.At.Equal(want.At) || e.Reason != want.Reason {
+			t.Errorf("ended[%d] = %s %+v, want %s %+v", i, e.ID, e.Ending, olds[i].name, want)
+		}
+	}
+	var defaults int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = 'session_records' AND column_default IS NOT NULL`).Scan(&defaults); err != nil || defaults != 0 {
+		t.Errorf("%d columns with a default, %v; want none", defaults, err)
 	}
 }

@@ -143,6 +143,9 @@ func (c *cache) forget(id string) {
 // forgetRecords drops the records with these public IDs and every cached
 // list, and bumps the epoch, as forget does for one.
 func (c *cache) forgetRecords(ids []string) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch++
@@ -233,9 +236,10 @@ const tokenChangesKept = 1000
 
 // logTokenChange records, inside the transaction of an End or a Renew, that
 // a record's token stopped working, for the watches of other connections.
-// EndExpired logs nothing: a record it deletes had passed its deadline, and
-// a cached copy anywhere has a deadline no later (the activity of a cached
-// copy never runs ahead of the file's), so the Manager refuses it anyway.
+// EndExpired logs nothing: a record it deletes had passed its expiry, and
+// a cached copy anywhere has an expiry no later (Touch only moves it
+// forward, and a cached copy never runs ahead of the file), so the Manager
+// refuses it anyway.
 const logTokenChange = `INSERT INTO session_token_changes (record_id) VALUES (?)`
 
 // watch learns what other connections wrote to the file. It asks SQLite for

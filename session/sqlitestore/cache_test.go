@@ -56,14 +56,14 @@ func TestCacheSeesOwnWrites(t *testing.T) {
 	mustCreate(t, s, rec)
 	s.Get(ctx, rec.TokenHash) // cached now
 	at := t0.Add(time.Minute)
-	if err := s.Touch(ctx, rec.ID, at); err != nil {
+	if err := s.Touch(ctx, rec.ID, at, session.Expiry{At: at.Add(policy.IdleTimeout), Reason: session.ReasonIdle}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Get(ctx, rec.TokenHash)
 	if err != nil || !got.LastActivity.Equal(at) {
 		t.Fatalf("Get after Touch: %v, last activity %v, want %v", err, got.LastActivity, at)
 	}
-	if err := s.SaveData(ctx, rec.ID, map[string]string{"k": "v"}); err != nil {
+	if err := s.SaveData(ctx, rec.ID, nil, map[string]string{"k": "v"}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.Get(ctx, rec.TokenHash)
@@ -75,7 +75,7 @@ func TestCacheSeesOwnWrites(t *testing.T) {
 		t.Fatal("a caller changed the cached record's data")
 	}
 	newHash := hashOf("own-renewed")
-	if err := s.Renew(ctx, rec.ID, rec.TokenHash, newHash, at, at); err != nil {
+	if err := s.Renew(ctx, rec.ID, rec.TokenHash, newHash, renewal(at)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get(ctx, rec.TokenHash); !errors.Is(err, session.ErrNotFound) {
@@ -111,7 +111,7 @@ func TestCacheSeesOtherProcessRevocationAtOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shared.db")
 	now := t0
 	server := openCached(t, path, &now)
-	cli := openPath(t, path)
+	cli := openTest(t, path)
 	ctx := context.Background()
 	ended, renewed, kept := record("cli-ended"), record("cli-renewed"), record("kept")
 	mustCreate(t, server, ended, renewed, kept)
@@ -128,7 +128,7 @@ func TestCacheSeesOtherProcessRevocationAtOnce(t *testing.T) {
 		t.Fatalf("Get right after another process ended the session = %v, want ErrNotFound", err)
 	}
 	newHash := hashOf("cli-renewed-again")
-	if err := cli.Renew(ctx, renewed.ID, renewed.TokenHash, newHash, t0, t0); err != nil {
+	if err := cli.Renew(ctx, renewed.ID, renewed.TokenHash, newHash, renewal(t0)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := server.Get(ctx, renewed.TokenHash); !errors.Is(err, session.ErrNotFound) {
@@ -149,7 +149,7 @@ func TestListCacheSeesOtherProcessRevocationAtOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shared.db")
 	now := t0
 	server := openCached(t, path, &now)
-	cli := openPath(t, path)
+	cli := openTest(t, path)
 	rec := record("list-cli")
 	mustCreate(t, server, rec)
 	listIDs(t, server, rec.UserID) // cached now
@@ -179,12 +179,12 @@ func TestCacheSeesOtherProcessActivityWithinTTL(t *testing.T) {
 	defer server.Close()
 	now := t0
 	server.cache.now = func() time.Time { return now }
-	cli := openPath(t, path)
+	cli := openTest(t, path)
 	ctx := context.Background()
 	rec := record("touched")
 	mustCreate(t, server, rec)
 	server.Get(ctx, rec.TokenHash) // cached now
-	if err := cli.Touch(ctx, rec.ID, t0.Add(time.Minute)); err != nil {
+	if err := cli.Touch(ctx, rec.ID, t0.Add(time.Minute), session.Expiry{At: t0.Add(31 * time.Minute), Reason: session.ReasonIdle}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := server.Get(ctx, rec.TokenHash); !got.LastActivity.Equal(t0) {
@@ -202,7 +202,7 @@ func TestCacheWatchFallenBehindDropsEverything(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shared.db")
 	now := t0
 	server := openCached(t, path, &now)
-	cli := openPath(t, path)
+	cli := openTest(t, path)
 	ctx := context.Background()
 	kept, probe := record("kept-behind"), record("probe-behind")
 	mustCreate(t, server, kept, probe)
@@ -283,7 +283,7 @@ func TestListCacheSeesOwnWrites(t *testing.T) {
 	if got := listIDs(t, s, a.UserID); !slices.Equal(got, []string{"id-list-a@0s", "id-list-b@0s"}) {
 		t.Fatalf("List after a second sign-in = %v", got)
 	}
-	if err := s.Touch(ctx, b.ID, t0.Add(time.Minute)); err != nil {
+	if err := s.Touch(ctx, b.ID, t0.Add(time.Minute), session.Expiry{At: t0.Add(31 * time.Minute), Reason: session.ReasonIdle}); err != nil {
 		t.Fatal(err)
 	}
 	if got := listIDs(t, s, a.UserID); !slices.Equal(got, []string{"id-list-a@0s", "id-list-b@1m0s"}) {
@@ -310,7 +310,7 @@ func TestListCacheSeesOtherProcessWithinTTL(t *testing.T) {
 	defer server.Close()
 	now := t0
 	server.cache.now = func() time.Time { return now }
-	cli := openPath(t, path)
+	cli := openTest(t, path)
 	rec := record("list-cli")
 	mustCreate(t, server, rec)
 	listIDs(t, server, rec.UserID) // cached now
@@ -328,4 +328,10 @@ func TestListCacheSeesOtherProcessWithinTTL(t *testing.T) {
 	if _, ok := server.cache.getList(rec.UserID, -1); ok {
 		t.Error("the cache kept a list read while a write happened")
 	}
+}
+
+// renewal is a renewal at at, idle from at+30m.
+func renewal(at time.Time) session.Renewal {
+	return session.Renewal{AuthenticatedAt: at, LastActivity: at,
+		Expires: session.Expiry{At: at.Add(policy.IdleTimeout), Reason: session.ReasonIdle}}
 }

@@ -5,10 +5,22 @@
 //
 // The server keeps its accounts and audit log in the same file, in tables of
 // their own; every table of this package is named session_*, and its schema
-// version is kept in its own table rather than in PRAGMA user_version, which
-// the file has only one of. Open migrates the session tables to the version
-// this code knows, in one transaction, and refuses a file written by a newer
-// version (ErrSchemaTooNew) instead of guessing at its layout.
+// version is the row "session" of schema_migrations, the table the server's
+// other components keep theirs in (PRAGMA user_version belongs to the whole
+// file). Open migrates the session tables to the version this code knows, in
+// one transaction, and refuses a file written by a newer version
+// (ErrSchemaTooNew) instead of guessing at its layout.
+//
+// # The sweep
+//
+// Each session's expiry, computed by the Manager, is kept in an indexed
+// column. EndExpired deletes expired records through that index and returns
+// them in one statement, and writes their ended-token records in one more,
+// in transactions of at most 100 records: a Touch or a sign-in waits for one
+// of them at most, and reads never wait. The write connection checkpoints
+// the WAL every 64 MiB rather than SQLite's 4 MiB, so that the index pages a
+// sweep rewrites batch after batch are copied back to the file once per
+// checkpoint, not once per batch.
 //
 // # Pure Go
 //

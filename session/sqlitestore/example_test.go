@@ -35,7 +35,8 @@ func ExampleOpen() {
 		Info: session.Info{
 			ID: "public-id", UserID: "ada",
 			CreatedAt: now, AuthenticatedAt: now, LastActivity: now,
-			Policy: session.DefaultPolicy,
+			Policy:  session.DefaultPolicy,
+			Expires: session.Expiry{At: now.Add(30 * time.Minute), Reason: session.ReasonIdle},
 		},
 		TokenHash: hash,
 	})
@@ -46,6 +47,6 @@ func ExampleOpen() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(rec.UserID, rec.Deadline())
-	// Output: ada 2026-03-01 09:30:00 +0000 UTC
+	fmt.Println(rec.UserID, rec.Expires.At, rec.Expires.Reason)
+	// Output: ada 2026-03-01 09:30:00 +0000 UTC idle
 }

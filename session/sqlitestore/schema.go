@@ -2,26 +2,30 @@ package sqlitestore
 
 import (
 	"context"
-	"database/sql"
-	"errors"
-	"fmt"
+
+	"github.com/sessionguard/sessionguard/internal/sqlstore"
 )
 
 // ErrSchemaTooNew is returned by Open when the database's session tables were
 // written by a newer version of this package than the running one. Old code
-// must not guess at a newer layout; upgrade the program instead.
-var ErrSchemaTooNew = errors.New("sqlitestore: database schema is newer than this program")
+// must not guess at a newer layout; upgrade the program instead. It is the
+// same error as pgstore.ErrSchemaTooNew.
+var ErrSchemaTooNew = sqlstore.ErrSchemaTooNew
 
-// migrations are the schema changes in order: migrations[i] takes the session
-// tables from version i to version i+1. Append only; a released migration is
-// never edited, since databases in the field have already run it.
+// schema is the session tables' migrations, in order; append only, since a
+// released step has already run on databases in the field. The version is
+// the row "session" of schema_migrations, the table the server's other
+// components (accounts, audit) keep theirs in when they share the file:
+// PRAGMA user_version belongs to the whole file.
 //
 // Times are INTEGER nanoseconds since the Unix epoch (UTC) and timeouts
 // INTEGER nanoseconds, so they round-trip exactly. The tables are STRICT so
 // that a value of the wrong type is an error instead of a silent conversion.
-var migrations = []string{
-	// 1: records and ended tokens.
-	`CREATE TABLE session_records (
+var schema = sqlstore.Schema{
+	Component: "session",
+	Steps: []sqlstore.Migration{{
+		Name: "records and ended tokens",
+		SQL: `CREATE TABLE session_records (
 		id               TEXT    NOT NULL PRIMARY KEY,
 		token_hash       BLOB    NOT NULL UNIQUE CHECK (length(token_hash) = 32),
 		user_id          TEXT    NOT NULL,
@@ -47,56 +51,74 @@ var migrations = []string{
 		keep_until INTEGER NOT NULL
 	) STRICT, WITHOUT ROWID;
 	CREATE INDEX session_ended_keep_until ON session_ended (keep_until);`,
-	// 2: the log of records whose token stopped working, which tells the
-	// caches of other connections what to drop (see watch in cache.go).
-	`CREATE TABLE session_token_changes (
+	}, {
+		// The log of records whose token stopped working, which tells the
+		// caches of other connections what to drop (see watch in cache.go).
+		Name: "token changes",
+		SQL: `CREATE TABLE session_token_changes (
 		seq       INTEGER PRIMARY KEY AUTOINCREMENT,
 		record_id TEXT    NOT NULL
 	) STRICT;`,
+	}, {
+		// The Manager computes each session's expiry and the store keeps
+		// it: expires_at replaces the deadline the store used to compute
+		// from the timeouts, and is computed from them here once, for the
+		// sessions of the old layout (the earlier deadline; a tie is
+		// absolute). The table is rebuilt rather than altered, since a
+		// STRICT table's new NOT NULL columns would otherwise need a
+		// default that no session should get.
+		Name: "expiry kept by the Manager, persistent sessions",
+		SQL: `CREATE TABLE session_records_new (
+			id               TEXT    NOT NULL PRIMARY KEY,
+			token_hash       BLOB    NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+			user_id          TEXT    NOT NULL,
+			created_at       INTEGER NOT NULL,
+			authenticated_at INTEGER NOT NULL,
+			last_activity    INTEGER NOT NULL,
+			idle_timeout     INTEGER NOT NULL,
+			absolute_timeout INTEGER NOT NULL,
+			ip               TEXT    NOT NULL,
+			user_agent       TEXT    NOT NULL,
+			data             TEXT,   -- JSON object; NULL when empty
+			expires_at       INTEGER NOT NULL,
+			expires_reason   TEXT    NOT NULL,
+			persistent       INTEGER NOT NULL CHECK (persistent IN (0, 1))
+		) STRICT;
+		INSERT INTO session_records_new (id, token_hash, user_id, created_at, authenticated_at, last_activity,
+			idle_timeout, absolute_timeout, ip, user_agent, data, expires_at, expires_reason, persistent)
+		SELECT id, token_hash, user_id, created_at, authenticated_at, last_activity,
+			idle_timeout, absolute_timeout, ip, user_agent, data,
+			min(last_activity + idle_timeout, authenticated_at + absolute_timeout),
+			iif(authenticated_at + absolute_timeout <= last_activity + idle_timeout, 'absolute', 'idle'),
+			0
+		FROM session_records;
+		DROP TABLE session_records;
+		ALTER TABLE session_records_new RENAME TO session_records;
+		CREATE INDEX session_records_expires ON session_records (expires_at);
+		CREATE INDEX session_records_user ON session_records (user_id, created_at, id);
+		CREATE INDEX session_records_created ON session_records (created_at, id);`,
+	}},
+	Adopt: adoptSessionSchema,
 }
 
-// migrate brings the session tables to the newest version, all in one write
-// transaction, so that of several processes opening a new file at once one
-// migrates and the others find the work done. The version lives in a table of
-// this package's own because PRAGMA user_version belongs to the whole file,
-// which other packages share.
-func migrate(ctx context.Context, db *sql.DB, path string) (err error) {
-	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see writeDSN
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-		}
-	}()
-	if _, err := tx.ExecContext(ctx,
-		`CREATE TABLE IF NOT EXISTS session_schema (version INTEGER NOT NULL) STRICT`); err != nil {
-		return err
+// adoptSessionSchema reads the version of a file whose session tables were
+// made before they were recorded in schema_migrations: those kept it in a
+// table of their own, session_schema. That table stays, at a version no
+// such program knows, so that one opening the file again refuses it
+// (ErrSchemaTooNew) instead of failing over tables it would try to create.
+func adoptSessionSchema(ctx context.Context, tx sqlstore.Tx) (int, error) {
+	var exists bool
+	if err := tx.QueryRow(ctx,
+		`SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'session_schema'`).Scan(&exists); err != nil || !exists {
+		return 0, err
 	}
 	var version int
-	err = tx.QueryRowContext(ctx, `SELECT version FROM session_schema`).Scan(&version)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := tx.ExecContext(ctx, `INSERT INTO session_schema (version) VALUES (0)`); err != nil {
-			return err
-		}
-	case err != nil:
-		return err
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM session_schema`).Scan(&version); err != nil {
+		return 0, err
 	}
-	if version > len(migrations) {
-		return fmt.Errorf("%w: %s has session schema version %d, this program knows up to %d",
-			ErrSchemaTooNew, path, version, len(migrations))
-	}
-	for i := version; i < len(migrations); i++ {
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			return fmt.Errorf("migrating to version %d: %w", i+1, err)
-		}
-	}
-	if version < len(migrations) {
-		if _, err := tx.ExecContext(ctx, `UPDATE session_schema SET version = ?`, len(migrations)); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
+	return version, tx.Exec(ctx, `UPDATE session_schema SET version = ?`, retiredSchemaVersion)
 }
+
+// retiredSchemaVersion is what session_schema says once schema_migrations
+// has taken over: more than any program that read session_schema knows.
+const retiredSchemaVersion = 1 << 30

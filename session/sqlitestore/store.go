@@ -3,27 +3,20 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/sessionguard/sessionguard/internal/sqlstore"
 	"github.com/sessionguard/sessionguard/session"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
-
-// busyTimeout is how long a connection waits for another connection's write
-// lock (in this process or another) before failing with SQLITE_BUSY. Writes
-// here are single statements or one bounded batch, so five seconds means a
-// stuck writer, not a busy one.
-const busyTimeout = 5 * time.Second
 
 // Store is a session.Store kept in a SQLite database file. Create one with
 // Open; it is safe for concurrent use, and several Stores (in one process or
@@ -34,17 +27,16 @@ type Store struct {
 	// polling the file lock in SQLite's busy handler, which sleeps for
 	// milliseconds and is not fair. Reads, the hot path (a Get per request),
 	// go through their own pool; in WAL mode they never wait for the writer.
-	// Measured against one shared pool (BEGIN IMMEDIATE, the busy handler
-	// arbitrating writers) with BenchmarkMixed, one Touch per 20 Gets from
-	// 16 goroutines, this took 20-40% less time per operation and halved the
-	// worst-case latency; only a load of nothing but writes went faster
-	// through one pool, and with worst cases four times longer.
 	read, write *sql.DB
 
-	get, touch, saveData, renew, ended, listUser *sql.Stmt
+	get, exists, touch, saveData, renew, ended, listUser *sql.Stmt
 
-	cache *cache // nil when turned off
+	cache  *cache // nil when turned off
+	closed atomic.Bool
 }
+
+// errClosed is returned by every call after Close.
+var errClosed = errors.New("sqlitestore: store is closed")
 
 // Option configures a Store.
 type Option func(*options)
@@ -93,7 +85,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
-	name := fileURI(abs)
+	name := sqlstore.FileURI(abs)
 
 	s := &Store{}
 	if o.cacheTTL > 0 && o.cacheSize > 0 {
@@ -106,11 +98,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	s.write.SetMaxOpenConns(1)
 	s.write.SetMaxIdleConns(1)
-	if err := migrate(context.Background(), s.write, path); err != nil {
+	if err := sqlstore.Migrate(context.Background(), sqlstore.SQL(s.write), sqlstore.SQLite, schema); err != nil {
 		s.write.Close()
-		if errors.Is(err, ErrSchemaTooNew) {
-			return nil, err
-		}
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
 
@@ -140,84 +129,45 @@ func Open(path string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// writeDSN configures the connection of the write pool. busy_timeout is
-// applied first by the driver, so the other pragmas already wait for a lock.
-// _txlock=immediate makes every transaction BEGIN IMMEDIATE: it takes the
-// write lock at once, instead of reading first and then failing with
-// SQLITE_BUSY (no busy wait possible) when another process wrote in between.
+// writeDSN configures the connection of the write pool: sqlstore's pragmas
+// for a writer (WAL, synchronous=NORMAL, BEGIN IMMEDIATE, the busy
+// timeout), and a page cache of 32 MiB (SQLite's default is 2 MiB). A batch
+// of EndExpired dirties pages all over the random-keyed indexes (token
+// hash, ID, the ended tokens' hash), and a cache smaller than the batch's
+// pages spills them to the WAL before the commit and reads them back. The
+// pages are allocated as they are used, so a small database does not pay
+// for them.
 //
-// synchronous=NORMAL in WAL mode syncs the WAL at checkpoints only, not at
-// every commit: a commit survives a crash of the process but not necessarily
-// a power loss or kernel crash, which may lose the last transactions (never
-// corrupt the database). FULL would sync on every commit, and a touch on a
-// busy server would then cost a disk flush.
-//
-// cache_size is 32 MiB (SQLite's default is 2 MiB): a batch of EndExpired
-// dirties pages all over the random-keyed indexes (token hash, ID, the
-// ended tokens' hash), about four per ended session, and a cache smaller
-// than the batch's pages spills them to the WAL before the commit and
-// reads them back. Over 100 batches of 500 (the Manager's default) from a
-// million expired sessions, the default cache made a third more write
-// calls and 2.3 times the read calls (counted in /proc/self/io); 16 MiB
-// already sufficed. The pages are allocated as they are used, so a small
-// database does not pay for them.
-var writeDSN = "_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
-	"&_pragma=journal_mode(WAL)" +
-	"&_pragma=synchronous(NORMAL)" +
-	"&_pragma=foreign_keys(1)" +
-	"&_pragma=cache_size(-32768)" +
-	mmapPragma +
-	"&_txlock=immediate"
+// wal_autocheckpoint is 16,384 pages (64 MiB; SQLite's default is 1,000):
+// the checkpoint, which copies the WAL's pages back into the file, then
+// copies a page that many sweep batches rewrote (an index's interior
+// pages, the ended tokens' newest pages) once instead of once per batch,
+// which cuts what a sweep writes by about a third. The WAL file grows to
+// that size before it is reused.
+var writeDSN = sqlstore.SQLitePragmas + "&_pragma=cache_size(-32768)&_pragma=wal_autocheckpoint(16384)" + mmapPragma
 
 // readDSN configures the read pool. query_only guards against a write
 // slipping into the pool that is not serialized; journal_mode is the file's,
 // set by the write pool.
-var readDSN = "_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
+var readDSN = "_pragma=busy_timeout(" + strconv.FormatInt(sqlstore.BusyTimeout.Milliseconds(), 10) + ")" +
 	"&_pragma=foreign_keys(1)" +
 	"&_pragma=query_only(1)" +
 	mmapPragma
 
 // mmapPragma has every connection read the database file through a memory
 // map of up to 1 GiB, shared with the operating system's page cache,
-// instead of copying each page into its own cache with a read system call.
-// A session check looks a token up in an index that grows with the number
-// of sessions: at a million sessions, with SQLite's default 2 MiB page
-// cache per connection, a Get missed its cache and made about one read
-// call per lookup (none at a thousand sessions); through the map it makes
-// none. Pages still in the WAL are read as before. The map is address
-// space, not memory, but 32-bit programs have little of that, so they
-// keep plain reads. SQLite's caveat applies: an I/O error while reading
-// the map (a failing disk) kills the process instead of failing a query.
+// instead of copying each page into its own cache with a read system call:
+// a token lookup in an index of a million sessions then makes no read call.
+// Pages still in the WAL are read as before. The map is address space, not
+// memory, but 32-bit programs have little of that, so they keep plain
+// reads. SQLite's caveat applies: an I/O error while reading the map (a
+// failing disk) kills the process instead of failing a query.
 var mmapPragma = func() string {
 	if strconv.IntSize < 64 {
 		return ""
 	}
 	return "&_pragma=mmap_size(1073741824)"
 }()
-
-// fileURI returns the SQLite URI of the file at the absolute path p. The URI
-// form lets a path hold '?' or '#', which would otherwise start the DSN's
-// parameters, and they are escaped as SQLite's URI rules ask.
-func fileURI(p string) string {
-	p = filepath.ToSlash(p)
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p // a Windows drive letter: file:/C:/dir/db
-	}
-	var b strings.Builder
-	b.WriteString("file:")
-	for i := 0; i < len(p); i++ {
-		switch c := p[i]; c {
-		case '%', '?', '#':
-			fmt.Fprintf(&b, "%%%02X", c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
-const recordColumns = `id, token_hash, user_id, created_at, authenticated_at, last_activity,
-	idle_timeout, absolute_timeout, ip, user_agent, data`
 
 // prepare compiles the statements of the frequent calls once per connection
 // rather than once per call.
@@ -232,34 +182,42 @@ func (s *Store) prepare() error {
 		st, err = db.PrepareContext(ctx, query)
 		return st
 	}
-	s.get = prep(s.read, `SELECT `+recordColumns+` FROM session_records WHERE token_hash = ?`)
+	s.get = prep(s.read, `SELECT `+sqlstore.RecordColumns+` FROM session_records WHERE token_hash = ?`)
+	s.exists = prep(s.read, `SELECT count(*) FROM session_records WHERE id = ?`)
 	s.ended = prep(s.read, `SELECT reason, ended_at, keep_until FROM session_ended WHERE token_hash = ?`)
 	// A user's sessions are listed on every view of their sessions page.
-	s.listUser = prep(s.read, `SELECT `+recordColumns+` FROM session_records
+	s.listUser = prep(s.read, `SELECT `+sqlstore.RecordColumns+` FROM session_records
 		WHERE user_id = ? ORDER BY created_at, id LIMIT ?`)
-	// The deadline is computed from the old last_activity (SQLite evaluates
-	// every SET expression on the row as it was), hence max() in both. A
-	// touch older than the stored activity still matches the row, and
-	// SQLite counts a matched row as changed, so it succeeds as a no-op.
+	// SQLite evaluates every SET expression on the row as it was, so the
+	// reason is compared with the old expires_at. A touch older than the
+	// stored activity still matches the row, and SQLite counts a matched
+	// row as changed, so it succeeds as a no-op.
 	s.touch = prep(s.write, `UPDATE session_records
 		SET last_activity = max(last_activity, ?1),
-		    deadline = min(max(last_activity, ?1) + idle_timeout, authenticated_at + absolute_timeout)
-		WHERE id = ?2 AND deadline > ?1`)
-	s.saveData = prep(s.write, `UPDATE session_records SET data = ? WHERE id = ?`)
+		    expires_at = max(expires_at, ?2),
+		    expires_reason = iif(?2 > expires_at, ?3, expires_reason)
+		WHERE id = ?4 AND expires_at > ?1`)
+	// The stored data is compared as text with the same encoding of old:
+	// encoding/json sorts map keys, so equal maps give equal text, and
+	// empty data is NULL on both sides (IS, not =, matches NULL).
+	s.saveData = prep(s.write, `UPDATE session_records SET data = ?1 WHERE id = ?2 AND data IS ?3`)
 	s.renew = prep(s.write, `UPDATE session_records
-		SET token_hash = ?1, authenticated_at = ?2, last_activity = ?3,
-		    deadline = min(?3 + idle_timeout, ?2 + absolute_timeout)
-		WHERE id = ?4 AND token_hash = ?5`)
+		SET token_hash = ?1, authenticated_at = ?2, last_activity = ?3, expires_at = ?4, expires_reason = ?5
+		WHERE id = ?6 AND token_hash = ?7`)
 	return err
 }
 
-// Close closes the Store's connections. Calls after Close fail.
+// Close closes the Store's connections. Calls after Close fail; Close is
+// idempotent.
 func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
 	var errs []error
 	if s.cache != nil && s.cache.watch != nil {
 		errs = append(errs, s.cache.watch.close())
 	}
-	for _, st := range []*sql.Stmt{s.get, s.ended, s.touch, s.saveData, s.renew, s.listUser} {
+	for _, st := range []*sql.Stmt{s.get, s.exists, s.ended, s.touch, s.saveData, s.renew, s.listUser} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -271,9 +229,11 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// Ping reports whether the database answers.
 // Count returns the number of records (session.CountingStore).
 func (s *Store) Count(ctx context.Context) (int, error) {
+	if s.closed.Load() {
+		return 0, errClosed
+	}
 	var n int
 	err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM session_records`).Scan(&n)
 	return n, wrap("count", err)
@@ -281,39 +241,39 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 
 // Ping reports whether both connection pools answer.
 func (s *Store) Ping(ctx context.Context) error {
-	return errors.Join(s.read.PingContext(ctx), s.write.PingContext(ctx))
+	if s.closed.Load() {
+		return errClosed
+	}
+	return wrap("ping", errors.Join(s.read.PingContext(ctx), s.write.PingContext(ctx)))
 }
 
 // Create inserts rec, or returns session.ErrConflict if its ID or token hash
 // is taken.
 func (s *Store) Create(ctx context.Context, rec session.Record) error {
-	created, err1 := session.UnixNanos("CreatedAt", rec.CreatedAt)
-	auth, err2 := session.UnixNanos("AuthenticatedAt", rec.AuthenticatedAt)
-	last, err3 := session.UnixNanos("LastActivity", rec.LastActivity)
-	// Both deadlines must be storable, not only the earlier one, or the
-	// arithmetic of Touch and Renew could overflow.
-	idle, err4 := session.UnixNanos("IdleDeadline", rec.IdleDeadline())
-	abs, err5 := session.UnixNanos("AbsoluteDeadline", rec.AbsoluteDeadline())
-	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+	if s.closed.Load() {
+		return errClosed
+	}
+	t, err := sqlstore.TimesOf(rec)
+	if err != nil {
 		return err
 	}
 	if rec.ID == "" {
 		return errors.New("sqlitestore: record has no ID")
 	}
-	data, err := encodeData(rec.Data)
+	data, err := sqlstore.EncodeData(rec.Data)
 	if err != nil {
-		return err
+		return fmt.Errorf("sqlitestore: create: %w", err)
 	}
 	// The user's cached lists lack the new session: drop them, and keep
 	// a list read during the insert from being cached.
 	s.cache.forget(rec.ID)
 	defer s.cache.forget(rec.ID)
-	_, err = s.write.ExecContext(ctx, `INSERT INTO session_records (`+recordColumns+`, deadline)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		rec.ID, rec.TokenHash[:], rec.UserID, created, auth, last,
+	_, err = s.write.ExecContext(ctx, `INSERT INTO session_records (`+sqlstore.RecordColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		rec.ID, rec.TokenHash[:], rec.UserID, t.Created, t.Authenticated, t.LastActivity,
 		int64(rec.Policy.IdleTimeout), int64(rec.Policy.AbsoluteTimeout),
-		rec.IP, rec.UserAgent, data, min(idle, abs))
-	if isUniqueViolation(err) {
+		rec.IP, rec.UserAgent, data, t.Expires, string(rec.Expires.Reason), rec.Persistent)
+	if sqlstore.IsUniqueViolation(err) {
 		return session.ErrConflict
 	}
 	return wrap("create", err)
@@ -322,6 +282,9 @@ func (s *Store) Create(ctx context.Context, rec session.Record) error {
 // Get returns the record whose token hashes to h, expired or not (the
 // Manager judges expiry), or session.ErrNotFound.
 func (s *Store) Get(ctx context.Context, h session.TokenHash) (session.Record, error) {
+	if s.closed.Load() {
+		return session.Record{}, errClosed
+	}
 	// A cache that could not catch up is neither read nor filled; the
 	// file, asked next, most likely fails the same way.
 	cached := s.cache.catchUp(ctx) == nil
@@ -331,7 +294,7 @@ func (s *Store) Get(ctx context.Context, h session.TokenHash) (session.Record, e
 		}
 	}
 	epoch := s.cache.currentEpoch()
-	rec, err := scanRecord(s.get.QueryRowContext(ctx, h[:]))
+	rec, err := sqlstore.ScanRecord(s.get.QueryRowContext(ctx, h[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return session.Record{}, session.ErrNotFound
 	}
@@ -344,40 +307,65 @@ func (s *Store) Get(ctx context.Context, h session.TokenHash) (session.Record, e
 	return rec, nil
 }
 
-// Touch moves the record's LastActivity forward to at (never back) and its
-// deadline with it. It returns session.ErrNotFound if the record is gone or
-// its deadline is not after at.
-func (s *Store) Touch(ctx context.Context, id string, at time.Time) error {
-	n, err := session.UnixNanos("touch time", at)
-	if err != nil {
+// Touch moves the record's LastActivity forward to at (never back), and its
+// expiry to exp if that is later than the stored one. It returns
+// session.ErrNotFound if the record is gone or its stored expiry is not
+// after at.
+func (s *Store) Touch(ctx context.Context, id string, at time.Time, exp session.Expiry) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	n, err1 := session.UnixNanos("touch time", at)
+	e, err2 := session.UnixNanos("Expires.At", exp.At)
+	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
 	s.cache.forget(id)
 	defer s.cache.forget(id)
-	res, err := s.touch.ExecContext(ctx, n, id)
+	res, err := s.touch.ExecContext(ctx, n, e, string(exp.Reason), id)
 	return affectedOne("touch", res, err)
 }
 
-// SaveData replaces the record's data, or returns session.ErrNotFound.
-func (s *Store) SaveData(ctx context.Context, id string, data map[string]string) error {
-	enc, err := encodeData(data)
-	if err != nil {
-		return err
+// SaveData replaces the record's data with data if it is still old. It
+// returns session.ErrStale if the stored data differs from old, and
+// session.ErrNotFound if there is no such record.
+func (s *Store) SaveData(ctx context.Context, id string, old, data map[string]string) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	was, err1 := sqlstore.EncodeData(old)
+	enc, err2 := sqlstore.EncodeData(data)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("sqlitestore: save data: %w", err)
 	}
 	s.cache.forget(id)
 	defer s.cache.forget(id)
-	res, err := s.saveData.ExecContext(ctx, enc, id)
-	return affectedOne("save data", res, err)
+	res, err := s.saveData.ExecContext(ctx, enc, id, was)
+	if err = affectedOne("save data", res, err); !errors.Is(err, session.ErrNotFound) {
+		return err
+	}
+	// Nothing matched: the record is gone, or its data changed.
+	var n int
+	if err := s.exists.QueryRowContext(ctx, id).Scan(&n); err != nil {
+		return wrap("save data", err)
+	}
+	if n == 0 {
+		return session.ErrNotFound
+	}
+	return session.ErrStale
 }
 
 // Renew gives the record id the token hash new, if its hash is still old, and
-// sets its AuthenticatedAt and LastActivity. Otherwise it returns
-// session.ErrNotFound. If new is another record's hash it returns
-// session.ErrConflict.
-func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash, authenticatedAt, lastActivity time.Time) error {
-	auth, err1 := session.UnixNanos("AuthenticatedAt", authenticatedAt)
-	last, err2 := session.UnixNanos("LastActivity", lastActivity)
-	if err := errors.Join(err1, err2); err != nil {
+// writes r's times. Otherwise it returns session.ErrNotFound. If new is
+// another record's hash it returns session.ErrConflict.
+func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash, r session.Renewal) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	auth, err1 := session.UnixNanos("AuthenticatedAt", r.AuthenticatedAt)
+	last, err2 := session.UnixNanos("LastActivity", r.LastActivity)
+	exp, err3 := session.UnixNanos("Expires.At", r.Expires.At)
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return err
 	}
 	s.cache.forget(id)
@@ -387,8 +375,8 @@ func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash
 		return wrap("renew", err)
 	}
 	defer tx.Rollback() // a no-op after Commit
-	res, err := tx.StmtContext(ctx, s.renew).ExecContext(ctx, new[:], auth, last, id, old[:])
-	if isUniqueViolation(err) {
+	res, err := tx.StmtContext(ctx, s.renew).ExecContext(ctx, new[:], auth, last, exp, string(r.Expires.Reason), id, old[:])
+	if sqlstore.IsUniqueViolation(err) {
 		return session.ErrConflict
 	}
 	if err := affectedOne("renew", res, err); err != nil {
@@ -404,6 +392,9 @@ func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash
 // returns the deleted record, or session.ErrNotFound if another End (or
 // EndExpired, in any process) deleted it first.
 func (s *Store) End(ctx context.Context, id string, e session.Ending) (rec session.Record, err error) {
+	if s.closed.Load() {
+		return session.Record{}, errClosed
+	}
 	if !e.Reason.Valid() {
 		return session.Record{}, fmt.Errorf("sqlitestore: end: invalid reason %q", e.Reason)
 	}
@@ -425,15 +416,16 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (rec sessi
 	}()
 	// Deleting and reading the record in one statement, under the write
 	// lock, is what makes End exactly-once: a second End finds no row.
-	rec, err = scanRecord(tx.QueryRowContext(ctx,
-		`DELETE FROM session_records WHERE id = ? RETURNING `+recordColumns, id))
+	rec, err = sqlstore.ScanRecord(tx.QueryRowContext(ctx,
+		`DELETE FROM session_records WHERE id = ? RETURNING `+sqlstore.RecordColumns, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return session.Record{}, session.ErrNotFound
 	}
 	if err != nil {
 		return session.Record{}, wrap("end", err)
 	}
-	if _, err = tx.ExecContext(ctx, insertEnded, rec.TokenHash[:], string(e.Reason), at, keep); err != nil {
+	if _, err = tx.ExecContext(ctx, insertEnded+`(?, ?, ?, ?)`+endedConflict,
+		rec.TokenHash[:], string(e.Reason), at, keep); err != nil {
 		return session.Record{}, wrap("end", err)
 	}
 	if _, err = tx.ExecContext(ctx, logTokenChange, id); err != nil {
@@ -445,56 +437,38 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (rec sessi
 	return rec, nil
 }
 
-// insertEnded records why a token stopped working. A row for the same hash
-// can only be left by a record that ended and was then created again with
-// the same token; the newer ending is the true one, so it replaces the old.
-// (The no-upsert rule is for session records: an ended-token row brings no
-// session back.)
-const insertEnded = `INSERT INTO session_ended (token_hash, reason, ended_at, keep_until)
-	VALUES (?, ?, ?, ?)` + endedConflict
+// insertEnded, followed by one (?, ?, ?, ?) per ending and endedConflict,
+// records why tokens stopped working.
+const insertEnded = `INSERT INTO session_ended (token_hash, reason, ended_at, keep_until) VALUES `
 
-// endedConflict is insertEnded's rule for a hash that already has an
-// ending, shared with insertExpiredEndings.
+// endedConflict replaces the ending of a hash that already has one. Such a
+// row can only be left by a record that ended and was then created again
+// with the same token; the newer ending is the true one. (The no-upsert
+// rule is for session records: an ended-token row brings no session back.)
 const endedConflict = `
 	ON CONFLICT (token_hash) DO UPDATE
 	SET reason = excluded.reason, ended_at = excluded.ended_at, keep_until = excluded.keep_until`
 
-// expiring selects the rowids of the records a batch of EndExpired ends:
-// those whose deadline is at or before ?1, oldest first, at most ?2. The
-// rowid breaks ties, so that the two statements of a batch, run in one
-// write transaction, pick the same records; the deadline index holds
-// (deadline, rowid) in that order, so no sorting is needed either way.
-const expiring = `SELECT rowid FROM session_records WHERE deadline <= ?1 ORDER BY deadline, rowid LIMIT ?2`
+// sweepBatch is the most records one transaction of EndExpired ends. The
+// write lock is released between transactions, so a Touch or a sign-in
+// waits for one of these at most, whatever limit the caller asked for.
+const sweepBatch = 100
 
-// insertExpiredEndings writes the ended-token records of the batch that
-// expiring selects, with the reason and time of session.Info.Expiry (a tie
-// counts as absolute) and kept until ?3 after that, or until the largest
-// time a store holds (?6) when that would pass it. One INSERT ... SELECT
-// for the whole batch costs a fraction of one INSERT per record through
-// database/sql, in time and in garbage. The sums cannot overflow: Create
-// checks both deadlines, and Touch and Renew compute both sums in SQL,
-// where an overflow would have failed the write.
-const insertExpiredEndings = `WITH batch AS (
-		SELECT token_hash, last_activity + idle_timeout AS idle_at,
-		       authenticated_at + absolute_timeout AS absolute_at
-		FROM session_records WHERE rowid IN (` + expiring + `)
-	), ending AS (
-		SELECT token_hash, iif(absolute_at <= idle_at, ?4, ?5) AS reason,
-		       min(idle_at, absolute_at) AS at FROM batch
-	)
-	INSERT INTO session_ended (token_hash, reason, ended_at, keep_until)
-	SELECT token_hash, reason, at, iif(at > ?6 - ?3, ?6, at + ?3) FROM ending
-	WHERE true` + endedConflict // WHERE: SQLite's rule for INSERT ... SELECT with an upsert
-
-// EndExpired ends up to limit records whose deadline is at or before now,
-// oldest deadline first, keeping their ended-token records until keep after
-// their expiry, and deletes up to limit ended-token records whose KeepUntil
-// is before now (an ending is kept until KeepUntil, inclusive), and trims
-// the log of token changes to its last tokenChangesKept rows. Each call is
-// one write transaction, so a small limit (hundreds) keeps other writers
-// waiting for milliseconds only; readers never wait. limit must be positive
-// and keep not negative.
-func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) (ended []session.Ended, err error) {
+// EndExpired ends up to limit records whose expiry is at or before now,
+// each with its stored expiry and kept until keep after it, and deletes up
+// to limit ended-token records whose KeepUntil is at or before now. limit
+// must be positive and keep not negative.
+//
+// It works in transactions of at most sweepBatch records: each deletes
+// the records through the expires_at index and returns them in one
+// statement, and writes their endings in one more. Readers never wait for
+// it; writers wait for one transaction at most. If a transaction fails
+// after others have committed, it returns the records those ended and no
+// error: they have ended, and their caller must know.
+func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]session.Ended, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
 	if limit <= 0 {
 		return nil, fmt.Errorf("sqlitestore: end expired: limit must be positive, got %d", limit)
 	}
@@ -505,56 +479,25 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	if err != nil {
 		return nil, err
 	}
-	// Reads racing the sweep must not cache what it deletes: bump the epoch
-	// now, and drop each ended record once the sweep is done.
+	// Reads racing the sweep must not cache what it deletes: the epoch
+	// moves now, and the ended records are dropped once the sweep is done.
 	s.cache.forget("")
+	var ended []session.Ended
 	defer func() {
-		for _, e := range ended {
-			s.cache.forget(e.ID)
+		if len(ended) > 0 {
+			ids := make([]string, len(ended))
+			for i, e := range ended {
+				ids[i] = e.ID
+			}
+			s.cache.forgetRecords(ids)
 		}
 	}()
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, wrap("end expired", err)
+	err = s.sweep(ctx, n, keep, limit, &ended)
+	if err != nil && len(ended) == 0 {
+		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-		}
-	}()
-	// The endings first, while the records are there to compute them
-	// from; then the records, deleted and returned in one statement. By
-	// rowid, not id: the rowids come from the deadline index alone, and
-	// the delete needs no lookup in the id index to find its rows.
-	if _, err = tx.ExecContext(ctx, insertExpiredEndings, n, limit, int64(keep),
-		string(session.ReasonAbsolute), string(session.ReasonIdle), int64(math.MaxInt64)); err != nil {
-		return nil, wrap("end expired", err)
-	}
-	rows, err := tx.QueryContext(ctx, `DELETE FROM session_records WHERE rowid IN (`+expiring+`)
-		RETURNING `+recordColumns, n, limit)
-	if err != nil {
-		return nil, wrap("end expired", err)
-	}
-	for rows.Next() {
-		rec, err := scanRecord(rows)
-		if err != nil {
-			rows.Close()
-			return nil, wrap("end expired", err)
-		}
-		if ended == nil { // sized once, and not at all when nothing expired
-			ended = make([]session.Ended, 0, min(limit, 1000))
-		}
-		reason, at := rec.Expiry() // as insertExpiredEndings stored it
-		keepUntil := at.Add(keep)
-		if session.MaxStoreTime.Sub(at) < keep {
-			keepUntil = session.MaxStoreTime // "keep for ever" must not wrap around
-		}
-		ended = append(ended, session.Ended{Record: rec,
-			Ending: session.Ending{Reason: reason, At: at, KeepUntil: keepUntil}})
-	}
-	if err = rows.Err(); err != nil {
-		return nil, wrap("end expired", err)
-	}
+	// Once records have ended they must reach the caller, which sends
+	// their end events; a failure after that recurs on the next call.
 	// RETURNING gives rows in no promised order.
 	slices.SortFunc(ended, func(a, b session.Ended) int {
 		if c := a.At.Compare(b.At); c != 0 {
@@ -562,23 +505,109 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	if _, err = tx.ExecContext(ctx, `DELETE FROM session_ended WHERE token_hash IN
-		(SELECT token_hash FROM session_ended WHERE keep_until < ? LIMIT ?)`, n, limit); err != nil {
-		return nil, wrap("end expired", err)
+	return ended, nil
+}
+
+// sweep ends up to limit expired records, in transactions of at most
+// sweepBatch, appending them to ended, then purges up to limit ended-token
+// records and trims the log of token changes.
+func (s *Store) sweep(ctx context.Context, now int64, keep time.Duration, limit int, ended *[]session.Ended) error {
+	for len(*ended) < limit {
+		batch := min(sweepBatch, limit-len(*ended))
+		got, err := s.endExpiredBatch(ctx, now, keep, batch, ended)
+		if err != nil {
+			return err
+		}
+		if got < batch {
+			break
+		}
 	}
-	if _, err = tx.ExecContext(ctx, `DELETE FROM session_token_changes
-		WHERE seq <= (SELECT max(seq) FROM session_token_changes) - ?`, tokenChangesKept); err != nil {
-		return nil, wrap("end expired", err)
+	for purged := 0; purged < limit; {
+		batch := min(sweepBatch, limit-purged)
+		res, err := s.write.ExecContext(ctx, `DELETE FROM session_ended WHERE token_hash IN
+			(SELECT token_hash FROM session_ended WHERE keep_until <= ? LIMIT ?)`, now, batch)
+		got, err := rowsAffected(res, err)
+		if err != nil {
+			return wrap("end expired", err)
+		}
+		purged += int(got)
+		if int(got) < batch {
+			break
+		}
+	}
+	_, err := s.write.ExecContext(ctx, `DELETE FROM session_token_changes
+		WHERE seq <= (SELECT max(seq) FROM session_token_changes) - ?`, tokenChangesKept)
+	return wrap("end expired", err)
+}
+
+// endExpiredBatch ends up to limit expired records in one transaction and
+// appends them to ended. It returns how many it ended.
+func (s *Store) endExpiredBatch(ctx context.Context, now int64, keep time.Duration, limit int, ended *[]session.Ended) (n int, err error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, wrap("end expired", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	rows, err := tx.QueryContext(ctx, `DELETE FROM session_records WHERE rowid IN
+		(SELECT rowid FROM session_records WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)
+		RETURNING `+sqlstore.RecordColumns, now, limit)
+	if err != nil {
+		return 0, wrap("end expired", err)
+	}
+	first := len(*ended)
+	for rows.Next() {
+		rec, err := sqlstore.ScanRecord(rows)
+		if err != nil {
+			rows.Close()
+			return 0, wrap("end expired", err)
+		}
+		if *ended == nil { // sized once, and not at all when nothing expired
+			*ended = make([]session.Ended, 0, limit)
+		}
+		*ended = append(*ended, session.Ended{Record: rec, Ending: sqlstore.ExpiredEnding(rec, keep)})
+	}
+	if err = rows.Err(); err != nil {
+		return 0, wrap("end expired", err)
+	}
+	batch := (*ended)[first:]
+	if len(batch) == 0 {
+		return 0, tx.Rollback()
+	}
+	// The endings of the whole batch in one statement.
+	var q strings.Builder
+	q.Grow(len(insertEnded) + 14*len(batch) + len(endedConflict))
+	q.WriteString(insertEnded)
+	args := make([]any, 0, 4*len(batch))
+	for i := range batch {
+		e := &batch[i]
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?)")
+		args = append(args, e.TokenHash[:], string(e.Reason), e.At.UnixNano(), e.KeepUntil.UnixNano())
+	}
+	q.WriteString(endedConflict)
+	if _, err = tx.ExecContext(ctx, q.String(), args...); err != nil {
+		*ended = (*ended)[:first]
+		return 0, wrap("end expired", err)
 	}
 	if err = tx.Commit(); err != nil {
-		return nil, wrap("end expired", err)
+		*ended = (*ended)[:first]
+		return 0, wrap("end expired", err)
 	}
-	return ended, nil
+	return len(batch), nil
 }
 
 // Ended returns why the token with hash h stopped working, or
 // session.ErrNotFound if no ending is kept for it.
 func (s *Store) Ended(ctx context.Context, h session.TokenHash) (session.Ending, error) {
+	if s.closed.Load() {
+		return session.Ending{}, errClosed
+	}
 	var (
 		reason        string
 		at, keepUntil int64
@@ -590,19 +619,22 @@ func (s *Store) Ended(ctx context.Context, h session.TokenHash) (session.Ending,
 	if err != nil {
 		return session.Ending{}, wrap("ended", err)
 	}
-	return session.Ending{Reason: session.EndReason(reason), At: fromNanos(at), KeepUntil: fromNanos(keepUntil)}, nil
+	return session.Ending{Reason: session.EndReason(reason), At: sqlstore.FromNanos(at), KeepUntil: sqlstore.FromNanos(keepUntil)}, nil
 }
 
 // List returns the records of userID, or of every user if userID is empty,
 // oldest first (by CreatedAt, then ID), at most limit of them (limit <= 0: no
-// limit). Like Get, it returns records past their deadline that EndExpired
+// limit). Like Get, it returns records past their expiry that EndExpired
 // has not yet removed.
 func (s *Store) List(ctx context.Context, userID string, limit int) ([]session.Record, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
 	if userID == "" {
-		rows, err := s.read.QueryContext(ctx, `SELECT `+recordColumns+` FROM session_records
+		rows, err := s.read.QueryContext(ctx, `SELECT `+sqlstore.RecordColumns+` FROM session_records
 			ORDER BY created_at, id LIMIT ?`, limit)
 		return scanRecords(rows, err)
 	}
@@ -620,7 +652,7 @@ func (s *Store) List(ctx context.Context, userID string, limit int) ([]session.R
 	return recs, err
 }
 
-// scanRecords reads every row of a query of recordColumns.
+// scanRecords reads every row of a query of sqlstore.RecordColumns.
 func scanRecords(rows *sql.Rows, err error) ([]session.Record, error) {
 	if err != nil {
 		return nil, wrap("list", err)
@@ -628,7 +660,7 @@ func scanRecords(rows *sql.Rows, err error) ([]session.Record, error) {
 	defer rows.Close()
 	var recs []session.Record
 	for rows.Next() {
-		rec, err := scanRecord(rows)
+		rec, err := sqlstore.ScanRecord(rows)
 		if err != nil {
 			return nil, wrap("list", err)
 		}
@@ -637,63 +669,18 @@ func scanRecords(rows *sql.Rows, err error) ([]session.Record, error) {
 	return recs, wrap("list", rows.Err())
 }
 
-// scanner is a *sql.Row or *sql.Rows.
-type scanner interface {
-	Scan(dest ...any) error
-}
-
-// scanRecord reads the columns of recordColumns.
-func scanRecord(row scanner) (session.Record, error) {
-	var (
-		rec                                 session.Record
-		hash, data                          []byte
-		created, auth, last, idle, absolute int64
-	)
-	err := row.Scan(&rec.ID, &hash, &rec.UserID, &created, &auth, &last,
-		&idle, &absolute, &rec.IP, &rec.UserAgent, &data)
+// rowsAffected returns how many rows a statement changed.
+func rowsAffected(res sql.Result, err error) (int64, error) {
 	if err != nil {
-		return session.Record{}, err
+		return 0, err
 	}
-	if len(hash) != len(rec.TokenHash) {
-		return session.Record{}, fmt.Errorf("record %q has a token hash of %d bytes", rec.ID, len(hash))
-	}
-	copy(rec.TokenHash[:], hash)
-	rec.CreatedAt, rec.AuthenticatedAt, rec.LastActivity = fromNanos(created), fromNanos(auth), fromNanos(last)
-	rec.Policy = session.Policy{IdleTimeout: time.Duration(idle), AbsoluteTimeout: time.Duration(absolute)}
-	if data != nil {
-		if err := json.Unmarshal(data, &rec.Data); err != nil {
-			return session.Record{}, fmt.Errorf("record %q has unreadable data: %w", rec.ID, err)
-		}
-		if len(rec.Data) == 0 {
-			rec.Data = nil
-		}
-	}
-	return rec, nil
+	return res.RowsAffected()
 }
-
-// encodeData returns data as a JSON object, or nil (SQL NULL) when it is
-// empty, so that an empty map and a nil map read back alike, as nil.
-func encodeData(data map[string]string) (any, error) {
-	if len(data) == 0 {
-		return nil, nil
-	}
-	b, err := json.Marshal(data)
-	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: encoding data: %w", err)
-	}
-	return string(b), nil
-}
-
-// fromNanos is the inverse of nanos, in UTC.
-func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 
 // affectedOne turns the result of an update of one record by ID into nil, or
 // session.ErrNotFound if no row matched.
 func affectedOne(op string, res sql.Result, err error) error {
-	if err != nil {
-		return wrap(op, err)
-	}
-	n, err := res.RowsAffected()
+	n, err := rowsAffected(res, err)
 	if err != nil {
 		return wrap(op, err)
 	}
@@ -703,22 +690,5 @@ func affectedOne(op string, res sql.Result, err error) error {
 	return nil
 }
 
-// isUniqueViolation reports whether err is a primary key or unique constraint
-// failure: another record has the ID or token hash.
-func isUniqueViolation(err error) bool {
-	var serr *sqlite.Error
-	if !errors.As(err, &serr) {
-		return false
-	}
-	c := serr.Code()
-	return c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || c == sqlite3.SQLITE_CONSTRAINT_UNIQUE
-}
-
-// wrap prefixes a database error with the package and operation; nil stays
-// nil.
-func wrap(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("sqlitestore: %s: %w", op, err)
-}
+// wrap prefixes a database error with the package and operation.
+func wrap(op string, err error) error { return sqlstore.Wrap("sqlitestore", op, err) }
