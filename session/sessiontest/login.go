@@ -47,9 +47,12 @@ func Login(t testing.TB, srv *httptest.Server, m *session.Manager, userID string
 	if token == "" {
 		fail("sessiontest.Login: Login set no %s cookie", m.CookieName())
 	}
-	client := *srv.Client()
-	client.Transport = &cookieTransport{next: srv.Client().Transport, name: m.CookieName(), token: token}
-	return &client
+	// A client of its own: srv.Client() is shared, and a jar a test put on
+	// it would send another session's cookie alongside this one.
+	return &http.Client{
+		Transport: &cookieTransport{next: srv.Client().Transport, name: m.CookieName(), token: token},
+		Timeout:   srv.Client().Timeout,
+	}
 }
 
 // cookieTransport presents the session cookie itself. A cookie jar would
