@@ -357,3 +357,27 @@ func ExampleClientIPBehind() {
 	// 198.51.100.7
 	// 203.0.113.9
 }
+
+// An administrator's view: every live session, oldest first, with its
+// client and how long it has left.
+func ExampleManager_List() {
+	clock := sessiontest.NewClock(time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC))
+	sessions, _ := session.New(session.Config{Store: memstore.New(), Clock: clock})
+	defer sessions.Close()
+	for _, user := range []string{"alice", "bob"} {
+		r := httptest.NewRequest("POST", "/login", nil)
+		r.Header.Set("User-Agent", "Firefox")
+		sessions.Login(httptest.NewRecorder(), r, user, session.LoginOptions{})
+		clock.Advance(10 * time.Minute)
+	}
+	infos, err := sessions.List(context.Background(), "", 0) // "": every user
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, in := range infos {
+		fmt.Println(in.UserID, in.IP, in.UserAgent, in.Expires.At.Sub(clock.Now()), in.Expires.Reason)
+	}
+	// Output:
+	// alice 192.0.2.1 Firefox 10m0s idle
+	// bob 192.0.2.1 Firefox 20m0s idle
+}
