@@ -195,7 +195,9 @@ func (s *Session) Keys() []string {
 // once; setting a key to the value it has writes nothing. Requests of the
 // same session may set different keys at the same time: each keeps its own.
 // It returns ErrNotFound if the session ended meanwhile (the write never
-// brings an ended session back), ErrTooLarge if the data would exceed
+// brings an ended session back), or if another request of the session
+// renewed its token while this one was writing (rare: try again on the next
+// request), ErrTooLarge if the data would exceed
 // Config.MaxDataBytes, and ErrInvalidData for text a store cannot keep.
 func (s *Session) Set(ctx context.Context, key, value string) error {
 	if !validData(key) || !validData(value) {
