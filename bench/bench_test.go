@@ -4,12 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func TestParseWrk(t *testing.T) {
@@ -393,5 +398,148 @@ func TestGatewayVerdicts(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("the document lacks %q", want)
 		}
+	}
+}
+
+func TestStoreCeilingVerdicts(t *testing.T) {
+	res := measured(map[string]float64{"bare": 100_000, "sg-redis": 45_000, "bare-redis-get": 50_000,
+		"sg-postgres": 30_000})
+	res.Rounds = 2
+	res.find("sg-redis").RoundRPS = []float64{45_000, 44_000}
+	res.find("bare-redis-get").RoundRPS = []float64{50_000, 55_000}
+	for _, c := range []struct{ prefix, met, measured string }{
+		{"Redis store: at least 0.90 of a bare handler", "yes", "0.90 (45,000 vs 50,000 req/s); round by round 0.90, 0.80; 0.45 of bare net/http"},
+		{"PostgreSQL store: at least 0.90 of a bare handler", "not measured: bare-pg-select skipped: not here", "-"},
+	} {
+		v := verdictFor(t, res, c.prefix)
+		if v.Met != c.met || v.Measured != c.measured {
+			t.Errorf("%s: met %q, measured %q; want %q, %q", c.prefix, v.Met, v.Measured, c.met, c.measured)
+		}
+	}
+	res.find("bare-pg-select").Skip = ""
+	res.find("bare-pg-select").Result = &loadResult{Requests: 40_000, Seconds: 1}
+	if v := verdictFor(t, res, "PostgreSQL store: at least 0.90 of a bare handler"); v.Met != "no" || !strings.HasPrefix(v.Measured, "0.75 (30,000 vs 40,000 req/s)") {
+		t.Errorf("PostgreSQL against its SELECT: %+v", v)
+	}
+	md := string(markdown(res))
+	for _, want := range []string{"## The networked stores against their own ceiling",
+		"| Redis (one GET with the same go-redis client) | 45,000 | 50,000 | 0.90 | 0.90, 0.80 | 0.45 | yes |",
+		"| PostgreSQL (one primary-key SELECT with the same pgx pool) | 30,000 | 40,000 | 0.75 | - | 0.30 | no |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the document lacks %q", want)
+		}
+	}
+}
+
+func TestSweepVerdicts(t *testing.T) {
+	res := measured(nil)
+	sweep := func(store string, n int, took, quiet, during time.Duration) sweepRow {
+		return sweepRow{Store: store, Expired: n, Ended: n, Events: int64(n), Took: took, Rate: 1000,
+			QuietP50: quiet / 2, QuietP99: quiet, DuringP50: during / 2, DuringP99: during}
+	}
+	ms := time.Millisecond
+	res.Sweep = []sweepRow{
+		sweep("memory", 1_000_000, 4*time.Second, 2*ms, 3*ms),    // 1.5x: met
+		sweep("sqlite", 1_000_000, 61*time.Second, 2*ms, 2*ms),   // 1.0x, but 61 s
+		sweep("postgres", 1_000_000, 30*time.Second, 2*ms, 4*ms), // 2.0x
+		sweep("redis", 20_000, time.Second, 2*ms, 2*ms),          // too few
+	}
+	res.Sweep[2].Events--
+	want := []struct{ prefix, met string }{
+		{"Sweeping 1,000,000 expired sessions (memory): p99 latency during it at most 1.5 times", "yes"},
+		{"Sweeping 1,000,000 expired sessions (SQLite): p99", "yes"},
+		{"Sweeping 1,000,000 expired sessions (PostgreSQL): p99", "no: 1000000 expired, 1000000 ended, 999999 end events"},
+		{"Sweeping 1,000,000 expired sessions (Redis): p99", "not judged: fewer than 1,000,000 sessions"},
+		{"Sweeping 1,000,000 expired sessions in SQLite: within 60 seconds", "no"},
+	}
+	for _, c := range want {
+		if v := verdictFor(t, res, c.prefix); v.Met != c.met {
+			t.Errorf("%s: met %q, want %q (measured %s)", c.prefix, v.Met, c.met, v.Measured)
+		}
+	}
+	res.Sweep[1].Took = 60 * time.Second
+	if v := verdictFor(t, res, "Sweeping 1,000,000 expired sessions in SQLite"); v.Met != "yes" || v.Measured != "60.0s (1,000,000 ended)" {
+		t.Errorf("a 60 s SQLite sweep: %+v", v)
+	}
+	md := string(markdown(res))
+	for _, want := range []string{"at most 1.5 times the quiet p99", "| 1.50 | yes |", "SQLite's sweep within 60 seconds: 60.0s (1,000,000 ended), met: yes."} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the document lacks %q", want)
+		}
+	}
+	res.Sweep = nil
+	if v := verdictFor(t, res, "Sweeping 1,000,000 expired sessions in SQLite"); v.Met != notMeasured {
+		t.Errorf("no sweep: %+v", v)
+	}
+}
+
+// The bare store systems answer the session check's body for a stored
+// key or row and refuse an unknown or missing cookie. They need Redis and
+// PostgreSQL: run with SESSIONGUARD_TEST_REDIS and SESSIONGUARD_TEST_POSTGRES.
+func TestBareStoreSystems(t *testing.T) {
+	ctx := context.Background()
+	for _, system := range []string{"bare-redis-get", "bare-pg-select"} {
+		t.Run(system, func(t *testing.T) {
+			o := serveOptions{system: system}
+			mount := mountBareRedis
+			if system == "bare-redis-get" {
+				if o.redisDSN = os.Getenv("SESSIONGUARD_TEST_REDIS"); o.redisDSN == "" {
+					t.Skip("SESSIONGUARD_TEST_REDIS is not set")
+				}
+				o.prefix = fmt.Sprintf("bench:test:%d:", os.Getpid())
+				t.Cleanup(func() {
+					c, err := redisClient(o.redisDSN)
+					if err != nil {
+						return
+					}
+					defer c.Close()
+					keys, _ := c.Keys(ctx, o.prefix+"*").Result()
+					if len(keys) > 0 {
+						c.Del(ctx, keys...)
+					}
+				})
+			} else {
+				dsn := os.Getenv("SESSIONGUARD_TEST_POSTGRES")
+				if dsn == "" {
+					t.Skip("SESSIONGUARD_TEST_POSTGRES is not set")
+				}
+				schema := fmt.Sprintf("bench_test_%d", os.Getpid())
+				conn, err := pgx.Connect(ctx, dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close(ctx)
+				if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() {
+					if c, err := pgx.Connect(ctx, dsn); err == nil {
+						c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+						c.Close(ctx)
+					}
+				})
+				u, _ := url.Parse(dsn)
+				q := u.Query()
+				q.Set("search_path", schema)
+				u.RawQuery = q.Encode()
+				o.pgDSN, mount = u.String(), mountBarePG
+			}
+			mux := http.NewServeMux()
+			closeSystem, err := mount(ctx, mux, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeSystem()
+			cookie := login(t, mux)
+			if code, body := get(mux, "/", cookie); code != http.StatusOK || body != "hello probe-0\n" {
+				t.Fatalf("with the cookie: %d %q, want 200 \"hello probe-0\"", code, body)
+			}
+			if code, _ := get(mux, "/", ""); code != http.StatusUnauthorized {
+				t.Fatalf("without a cookie: %d, want 401", code)
+			}
+			if code, _ := get(mux, "/", cookie[:len(cookie)-2]+"xx"); code != http.StatusUnauthorized {
+				t.Fatalf("with an unknown cookie: %d, want 401", code)
+			}
+		})
 	}
 }

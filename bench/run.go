@@ -185,7 +185,7 @@ func (e *env) mainTable(ctx context.Context, res *results) error {
 			if e.cfg.rounds > 1 {
 				fmt.Printf("%d/%d ", round, e.cfg.rounds)
 			}
-			fmt.Printf("%-12s ", s.name)
+			fmt.Printf("%-14s ", s.name)
 			r, err := s.start(ctx, e)
 			if err == nil {
 				err = e.measure(ctx, s, r, &rw, res, round == e.cfg.rounds)

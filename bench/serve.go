@@ -39,7 +39,7 @@ type serveOptions struct {
 func serveMain(args []string) error {
 	var o serveOptions
 	fs := flag.NewFlagSet("bench serve", flag.ContinueOnError)
-	fs.StringVar(&o.system, "system", "", "bare, sg-memory, sg-sqlite, sg-redis, sg-postgres, scs-memory, scs-redis, scs-postgres, gorilla, upstream, allow, reverseproxy or mockoidc")
+	fs.StringVar(&o.system, "system", "", "bare, sg-memory, sg-sqlite, sg-redis, sg-postgres, bare-redis-get, bare-pg-select, scs-memory, scs-redis, scs-postgres, gorilla, upstream, allow, reverseproxy or mockoidc")
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:0", "address to listen on")
 	fs.StringVar(&o.sqlitePath, "sqlite", "", "SQLite file of sg-sqlite")
 	fs.StringVar(&o.redisDSN, "redis", "", "Redis DSN of the Redis systems")
@@ -82,6 +82,10 @@ func serveMain(args []string) error {
 		closeSystem = func() error { return nil }
 	case "sg-memory", "sg-sqlite", "sg-redis", "sg-postgres":
 		closeSystem, err = mountSessionguard(ctx, mux, o)
+	case "bare-redis-get":
+		closeSystem, err = mountBareRedis(ctx, mux, o)
+	case "bare-pg-select":
+		closeSystem, err = mountBarePG(ctx, mux, o)
 	case "scs-memory", "scs-redis", "scs-postgres":
 		closeSystem, err = mountSCS(ctx, mux, o)
 	case "gorilla":

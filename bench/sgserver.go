@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/sessionguard/sessionguard/session"
 	"github.com/sessionguard/sessionguard/session/memstore"
@@ -42,6 +44,9 @@ const browserUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 
 func mountSessionguard(ctx context.Context, mux *http.ServeMux, o serveOptions) (func() error, error) {
 	var store session.Store
 	var err error
+	// closeClient closes the Redis client or PostgreSQL pool the store
+	// runs on, after the store: a store made with New leaves it open.
+	closeClient := func() error { return nil }
 	switch o.system {
 	case "sg-memory":
 		store = memstore.New()
@@ -51,15 +56,30 @@ func mountSessionguard(ctx context.Context, mux *http.ServeMux, o serveOptions) 
 		}
 		store, err = sqlitestore.Open(o.sqlitePath)
 	case "sg-redis":
-		store, err = redisstore.Open(o.redisDSN, redisstore.WithKeyPrefix(o.prefix))
+		// The client is made here, as the bare-redis-get system makes its
+		// own, so that the two rows differ only in what runs on it.
+		var client *redis.Client
+		if client, err = redisClient(o.redisDSN); err != nil {
+			return nil, err
+		}
+		closeClient = client.Close
+		store, err = redisstore.New(client, redisstore.WithKeyPrefix(o.prefix))
 	case "sg-postgres":
-		store, err = pgstore.Open(ctx, o.pgDSN)
+		// Likewise the pool, which bare-pg-select makes the same way.
+		var pool *pgxpool.Pool
+		if pool, err = pgPool(ctx, o.pgDSN); err != nil {
+			return nil, err
+		}
+		closeClient = func() error { pool.Close(); return nil }
+		store, err = pgstore.New(ctx, pool)
 	}
 	if err != nil {
+		closeClient()
 		return nil, err
 	}
 	if err := store.Ping(ctx); err != nil {
 		store.Close()
+		closeClient()
 		return nil, err
 	}
 	counted := &countingStore{Store: store}
@@ -86,11 +106,12 @@ func mountSessionguard(ctx context.Context, mux *http.ServeMux, o serveOptions) 
 		})},
 	}
 	if !o.sweep {
-		cfg.SweepInterval = -1
+		cfg.SweepInterval = session.SweepOff
 	}
 	m, err := session.New(cfg)
 	if err != nil {
 		store.Close()
+		closeClient()
 		return nil, err
 	}
 
@@ -109,7 +130,7 @@ func mountSessionguard(ctx context.Context, mux *http.ServeMux, o serveOptions) 
 			req := httptest.NewRequestWithContext(r.Context(), http.MethodPost, "/", nil)
 			req.RemoteAddr = "127.0.0.1:1"
 			req.Header.Set("User-Agent", browserUA)
-			if _, err := m.Login(rec, req, fmt.Sprintf("probe-%d", i), session.Policy{}); err != nil {
+			if _, err := m.Login(rec, req, fmt.Sprintf("probe-%d", i), session.LoginOptions{}); err != nil {
 				httpError(w, err)
 				return
 			}
@@ -172,7 +193,7 @@ func mountSessionguard(ctx context.Context, mux *http.ServeMux, o serveOptions) 
 	})
 	return func() error {
 		m.Close()
-		return store.Close()
+		return errors.Join(store.Close(), closeClient())
 	}, nil
 }
 
@@ -263,19 +284,19 @@ func (s *countingStore) Create(ctx context.Context, rec session.Record) error {
 	return s.Store.Create(ctx, rec)
 }
 
-func (s *countingStore) Touch(ctx context.Context, id string, at time.Time) error {
+func (s *countingStore) Touch(ctx context.Context, id string, at time.Time, exp session.Expiry) error {
 	s.touch.Add(1)
-	return s.Store.Touch(ctx, id, at)
+	return s.Store.Touch(ctx, id, at, exp)
 }
 
-func (s *countingStore) SaveData(ctx context.Context, id string, data map[string]string) error {
+func (s *countingStore) SaveData(ctx context.Context, id string, old, data map[string]string) error {
 	s.saveData.Add(1)
-	return s.Store.SaveData(ctx, id, data)
+	return s.Store.SaveData(ctx, id, old, data)
 }
 
-func (s *countingStore) Renew(ctx context.Context, id string, old, new session.TokenHash, authenticatedAt, lastActivity time.Time) error {
+func (s *countingStore) Renew(ctx context.Context, id string, old, new session.TokenHash, r session.Renewal) error {
 	s.renew.Add(1)
-	return s.Store.Renew(ctx, id, old, new, authenticatedAt, lastActivity)
+	return s.Store.Renew(ctx, id, old, new, r)
 }
 
 func (s *countingStore) End(ctx context.Context, id string, e session.Ending) (session.Record, error) {
@@ -290,7 +311,8 @@ func (s *countingStore) EndExpired(ctx context.Context, now time.Time, keep time
 }
 
 // idleRecord is a session as a login makes it, last active at now: its own
-// user and IP, a browser's User-Agent, no data.
+// user and IP, a browser's User-Agent, no data, and the expiry the Manager
+// gives it under the default policy (the idle deadline, the earlier).
 func idleRecord(i int, now time.Time) session.Record {
 	var b [16 + 32]byte
 	rand.Read(b[:])
@@ -306,6 +328,7 @@ func idleRecord(i int, now time.Time) session.Record {
 			Policy:          session.DefaultPolicy,
 			IP:              fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255),
 			UserAgent:       strings.Clone(browserUA),
+			Expires:         session.Expiry{At: now.Add(session.DefaultPolicy.IdleTimeout), Reason: session.ReasonIdle},
 		},
 		TokenHash: h,
 	}
@@ -360,19 +383,21 @@ func preload(ctx context.Context, o serveOptions, store session.Store, n int, no
 // sessionColumns are the columns of the SQL stores' session_records that
 // their Create writes, in the order of sessionRow's values.
 var sessionColumns = []string{"id", "token_hash", "user_id", "created_at", "authenticated_at", "last_activity",
-	"idle_timeout", "absolute_timeout", "deadline", "ip", "user_agent", "data"}
+	"idle_timeout", "absolute_timeout", "ip", "user_agent", "data", "expires_at", "expires_reason", "persistent"}
 
 // sessionRow is the i-th preloaded session as the SQL stores' Create
-// would write it; ip and user agent as text (SQLite) or bytes (PostgreSQL).
-func sessionRow(i int, now time.Time, asBytes bool) []any {
+// would write it: ip and user agent as text and persistent as 0 or 1
+// (SQLite), or as bytes and a boolean (PostgreSQL).
+func sessionRow(i int, now time.Time, postgres bool) []any {
 	rec := idleRecord(i, now)
 	t := now.UnixNano()
-	var ip, ua any = rec.IP, rec.UserAgent
-	if asBytes {
-		ip, ua = []byte(rec.IP), []byte(rec.UserAgent)
+	var ip, ua, persistent any = rec.IP, rec.UserAgent, 0
+	if postgres {
+		ip, ua, persistent = []byte(rec.IP), []byte(rec.UserAgent), false
 	}
 	return []any{rec.ID, rec.TokenHash[:], rec.UserID, t, t, t,
-		int64(rec.Policy.IdleTimeout), int64(rec.Policy.AbsoluteTimeout), rec.Deadline().UnixNano(), ip, ua, nil}
+		int64(rec.Policy.IdleTimeout), int64(rec.Policy.AbsoluteTimeout), ip, ua, nil,
+		rec.Expires.At.UnixNano(), string(rec.Expires.Reason), persistent}
 }
 
 // insertSQLite inserts n sessions into sqlitestore's session_records

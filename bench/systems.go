@@ -84,7 +84,13 @@ func mainSystems() []system {
 		sg("memory", "memory store"),
 		sg("sqlite", "SQLite store"),
 		sg("redis", "Redis store"),
+		{"bare-redis-get", "bare net/http handler, one Redis GET per request, the same go-redis client as the Redis store's (its ceiling)", "ceiling", func(ctx context.Context, e *env) (*running, error) {
+			return e.startBench(ctx, "bare-redis-get", nil)
+		}},
 		sg("postgres", "PostgreSQL store"),
+		{"bare-pg-select", "bare net/http handler, one primary-key SELECT per request, the same pgx pool as the PostgreSQL store's (its ceiling)", "ceiling", func(ctx context.Context, e *env) (*running, error) {
+			return e.startBench(ctx, "bare-pg-select", nil)
+		}},
 		{"server-json", "sessionguard server, GET " + serverJSONPath + " (JSON), SQLite", "server", func(ctx context.Context, e *env) (*running, error) {
 			return e.startServerSystem(ctx, "server-json", serverJSONPath, "application/json")
 		}},
@@ -103,6 +109,21 @@ func mainSystems() []system {
 	}, gatewaySystems()...)
 }
 
+// storeOf returns the database a bench server system keeps its sessions
+// (or its bare rows and keys) in: sqlite, redis, postgres, or "" for none
+// outside the process.
+func storeOf(system string) string {
+	switch {
+	case strings.HasSuffix(system, "-sqlite"):
+		return "sqlite"
+	case strings.HasSuffix(system, "-redis"), system == "bare-redis-get":
+		return "redis"
+	case strings.HasSuffix(system, "-postgres"), system == "bare-pg-select":
+		return "postgres"
+	}
+	return ""
+}
+
 // startBench starts this program as the server of one system (see
 // serveMain), with its own database, schema or key prefix, and signs one
 // session in.
@@ -110,16 +131,16 @@ func (e *env) startBench(ctx context.Context, system string, extra []string) (*r
 	args := []string{"serve", "-system", system, "-addr", "127.0.0.1:0"}
 	var schema, prefix, dbFile string
 	var err error
-	switch {
-	case strings.HasSuffix(system, "-sqlite"):
+	switch storeOf(system) {
+	case "sqlite":
 		dbFile = filepath.Join(e.dir, e.name(system)+".db")
 		args = append(args, "-sqlite", dbFile)
-	case strings.HasSuffix(system, "-redis"):
+	case "redis":
 		if prefix, err = e.newPrefix(system); err != nil {
 			return nil, err
 		}
 		args = append(args, "-redis", e.cfg.redisDSN, "-prefix", prefix)
-	case strings.HasSuffix(system, "-postgres"):
+	case "postgres":
 		var dsn string
 		if dsn, schema, err = e.newSchema(ctx, system); err != nil {
 			return nil, err
