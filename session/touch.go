@@ -12,9 +12,8 @@ const maxTouchClaims = 100_000
 // touchClaims remembers, per session, until when this process has written or
 // is writing its activity. Without it, the concurrent requests of one busy
 // session that all read the record before the first write landed would all
-// write the same activity: the benchmark harness counted 7 writes per 1,000
-// requests on PostgreSQL, where a read takes long enough for 32 connections
-// to overlap, instead of one per touch interval.
+// write the same activity, where a read takes long enough for requests to
+// overlap (docs/benchmarks.md, "Store writes", has the figures).
 type touchClaims struct {
 	mu    sync.Mutex
 	until map[string]time.Time
