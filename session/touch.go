@@ -13,7 +13,7 @@ const maxTouchClaims = 100_000
 // is writing its activity. Without it, the concurrent requests of one busy
 // session that all read the record before the first write landed would all
 // write the same activity, where a read takes long enough for requests to
-// overlap (docs/benchmarks.md, "Store writes", has the figures).
+// overlap (docs/benchmarks.md, "Store writes of a busy session", has the figures).
 type touchClaims struct {
 	mu    sync.Mutex
 	until map[string]time.Time
