@@ -31,7 +31,7 @@ func TestABatchOfGetsIsOneRoundTrip(t *testing.T) {
 			}
 		}
 		newHash := storetest.NewRecord("", now, session.Policy{}).TokenHash
-		if err := s.Renew(ctx, renewed.ID, renewed.TokenHash, newHash, now, now); err != nil {
+		if err := s.Renew(ctx, renewed.ID, renewed.TokenHash, newHash, renewalAt(renewed.Policy, now)); err != nil {
 			t.Fatal(err)
 		}
 		if err := raw.Set(ctx, s.tokenKey(renewed.TokenHash.String()), recordRef(renewed.UserID, renewed.ID), time.Minute).Err(); err != nil {

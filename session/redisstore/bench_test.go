@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -25,12 +26,12 @@ import (
 // trips a Cluster costs, not a Cluster's speed.
 
 // seeded returns a store in form fm holding n sessions of 100 users, live
-// for 30 minutes, with their token hashes and IDs.
-func seeded(b *testing.B, fm form, n int) (*Store, []session.TokenHash, []string) {
+// for 30 minutes, with their token hashes.
+func seeded(b *testing.B, fm form, n int) (*Store, []session.TokenHash) {
 	b.Helper()
 	s, _ := newTestStore(b, fm)
 	ctx := context.Background()
-	hashes, ids := make([]session.TokenHash, n), make([]string, n)
+	hashes := make([]session.TokenHash, n)
 	now := time.Now()
 	for i := range n {
 		rec := storetest.NewRecord(fmt.Sprint("user-", i%100), now, session.Policy{})
@@ -38,9 +39,9 @@ func seeded(b *testing.B, fm form, n int) (*Store, []session.TokenHash, []string
 		if err := s.Create(ctx, rec); err != nil {
 			b.Fatal(err)
 		}
-		hashes[i], ids[i] = rec.TokenHash, rec.ID
+		hashes[i] = rec.TokenHash
 	}
-	return s, hashes, ids
+	return s, hashes
 }
 
 // BenchmarkPing is the floor of every other number here: one round trip of
@@ -55,54 +56,30 @@ func BenchmarkPing(b *testing.B) {
 	}
 }
 
-func BenchmarkGet(b *testing.B) {
+// BenchmarkGetGathered runs Gets from as many callers as the harness's 32
+// connections, the case Gets share round trips in, and reports the CPU time
+// each Get costs this process and Redis, which a busy machine does not skew
+// as it skews ns/op. storetest.Bench (BenchmarkStore) has the serial and
+// parallel Gets.
+func BenchmarkGetGathered(b *testing.B) {
 	for _, fm := range []form{atomicForm, clusterForm} {
 		b.Run(fm.String(), func(b *testing.B) {
-			s, hashes, _ := seeded(b, fm, 1000)
+			s, hashes := seeded(b, fm, 1000)
 			ctx := context.Background()
-			b.Run("serial", func(b *testing.B) {
-				b.ReportAllocs()
+			b.ReportAllocs()
+			b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+			cpu := startCPU(b, s.c)
+			b.RunParallel(func(pb *testing.PB) {
 				i := 0
-				for b.Loop() {
+				for pb.Next() {
 					if _, err := s.Get(ctx, hashes[i%len(hashes)]); err != nil {
-						b.Fatal(err)
+						b.Error(err)
+						return
 					}
-					i++
+					i += 7
 				}
 			})
-			b.Run("parallel", func(b *testing.B) {
-				b.ReportAllocs()
-				b.RunParallel(func(pb *testing.PB) {
-					i := 0
-					for pb.Next() {
-						if _, err := s.Get(ctx, hashes[i%len(hashes)]); err != nil {
-							b.Error(err)
-							return
-						}
-						i += 7
-					}
-				})
-			})
-			// As many callers as the harness's 32 connections, the case
-			// Gets share round trips in; with the CPU time each Get costs
-			// this process and Redis, which a busy machine does not skew
-			// as it skews ns/op.
-			b.Run("callers=32", func(b *testing.B) {
-				b.ReportAllocs()
-				b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
-				cpu := startCPU(b, s.c)
-				b.RunParallel(func(pb *testing.PB) {
-					i := 0
-					for pb.Next() {
-						if _, err := s.Get(ctx, hashes[i%len(hashes)]); err != nil {
-							b.Error(err)
-							return
-						}
-						i += 7
-					}
-				})
-				cpu.report(b)
-			})
+			cpu.report(b)
 		})
 	}
 }
@@ -156,113 +133,75 @@ func serverCPU(b *testing.B, c redis.UniversalClient) time.Duration {
 	return total
 }
 
-func BenchmarkTouch(b *testing.B) {
-	for _, fm := range []form{atomicForm, clusterForm} {
-		b.Run(fm.String(), func(b *testing.B) {
-			s, _, ids := seeded(b, fm, 1000)
-			ctx := context.Background()
-			start := time.Now()
-			// Every touch is later than the last, so each one writes.
-			b.Run("serial", func(b *testing.B) {
-				b.ReportAllocs()
-				i := 0
-				for b.Loop() {
-					if err := s.Touch(ctx, ids[i%len(ids)], start.Add(time.Duration(i)*time.Microsecond)); err != nil {
-						b.Fatal(err)
-					}
-					i++
-				}
-			})
-			b.Run("parallel", func(b *testing.B) {
-				b.ReportAllocs()
-				b.RunParallel(func(pb *testing.PB) {
-					i := 0
-					for pb.Next() {
-						if err := s.Touch(ctx, ids[i%len(ids)], start.Add(time.Minute+time.Duration(i)*time.Microsecond)); err != nil {
-							b.Error(err)
-							return
-						}
-						i++
-					}
-				})
-			})
-		})
-	}
-}
-
-func BenchmarkCreateEnd(b *testing.B) {
-	for _, fm := range []form{atomicForm, clusterForm} {
-		b.Run(fm.String(), func(b *testing.B) {
-			s, _ := newTestStore(b, fm)
-			ctx := context.Background()
-			now := time.Now()
-			e := session.Ending{Reason: session.ReasonLogout, At: now, KeepUntil: now.Add(time.Minute)}
-			b.ReportAllocs()
-			for b.Loop() {
-				rec := storetest.NewRecord("user", now, session.Policy{})
-				if err := s.Create(ctx, rec); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := s.End(ctx, rec.ID, e); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-// BenchmarkSweep times one EndExpired batch of the Manager's default size,
-// 500 expired sessions: on one server its first script holds Redis for the
-// whole search and end.
-func BenchmarkSweep(b *testing.B) {
-	const batch = 500
-	for _, fm := range []form{atomicForm, clusterForm} {
-		b.Run(fm.String(), func(b *testing.B) {
-			s, _ := newTestStore(b, fm)
-			ctx := context.Background()
-			now := time.Now()
-			b.ReportAllocs()
-			for b.Loop() {
-				b.StopTimer()
-				for i := range batch {
-					rec := storetest.NewRecord(fmt.Sprint("user-", i%50), now, session.Policy{})
-					if err := s.Create(ctx, rec); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.StartTimer()
-				ended, err := s.EndExpired(ctx, now.Add(time.Hour), time.Hour, batch)
-				if err != nil || len(ended) != batch {
-					b.Fatalf("EndExpired ended %d of %d: %v", len(ended), batch, err)
-				}
-			}
-		})
-	}
-}
-
-// BenchmarkGetDuringSweep measures how long a Get waits while the sweeper
-// ends expired sessions back to back, the Manager's batches of 500: every
-// script or transaction of the sweep holds Redis, and a Get that arrives
-// meanwhile waits for it. It reports the Gets' 99th percentile and worst
-// latency during the sweep, and the mean server time of the sweep's
-// transactions (EXEC) and scripts (EVALSHA, Gets' included) from INFO
-// commandstats. Run it with -benchtime 1x.
+// BenchmarkGetDuringSweep measures what a sweep costs a live user: it
+// fills the store with expired sessions (SESSIONGUARD_SWEEP_SIZE of them,
+// 20,000 by default; the harness sweeps 1,000,000), samples Gets of one
+// live session at 1,000 a second from 8 goroutines, open loop (latency
+// counted from when each Get was due), first on the quiet store and then
+// while a sweep ends them all as the Manager's sweeper does (batches of
+// 500, pausing after each as long as it took). It reports the Gets' 99th
+// percentile quiet and during the sweep, their ratio, the sweep's rate, and
+// the mean server time of the sweep's scripts (INFO commandstats). Run it
+// with -benchtime 1x.
 func BenchmarkGetDuringSweep(b *testing.B) {
-	const expired, batch = 20_000, 500
+	expired := 20_000
+	if v := os.Getenv("SESSIONGUARD_SWEEP_SIZE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		expired = n
+	}
+	const batch = 500
 	s, _ := newTestStore(b, atomicForm)
 	ctx := context.Background()
-	now := time.Now()
-	live := storetest.NewRecord("prober", now, session.Policy{IdleTimeout: 24 * time.Hour, AbsoluteTimeout: 48 * time.Hour})
+	live := storetest.NewRecord("prober", time.Now(), session.Policy{IdleTimeout: 24 * time.Hour, AbsoluteTimeout: 48 * time.Hour})
 	if err := s.Create(ctx, live); err != nil {
 		b.Fatal(err)
 	}
+	sample := func(stop <-chan struct{}, d time.Duration) []time.Duration {
+		const workers, rate = 8, 1000
+		var mu sync.Mutex
+		var ds []time.Duration
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := range workers {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					due := start.Add(time.Duration(i*workers+w) * time.Second / rate)
+					if d > 0 && due.Sub(start) > d {
+						return
+					}
+					select {
+					case <-stop:
+						return
+					case <-time.After(time.Until(due)):
+					}
+					if _, err := s.Get(ctx, live.TokenHash); err != nil {
+						b.Error(err)
+						return
+					}
+					lat := time.Since(due)
+					mu.Lock()
+					ds = append(ds, lat)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		slices.Sort(ds)
+		return ds
+	}
+	p99 := func(ds []time.Duration) time.Duration { return ds[len(ds)*99/100] }
 	for b.Loop() {
 		b.StopTimer()
+		// Expired a minute ago, kept by Redis for the grace.
+		last := time.Now().Add(-31 * time.Minute)
 		var wg sync.WaitGroup
-		for w := range 16 {
+		for w := range 32 {
 			wg.Go(func() {
-				for i := w; i < expired; i += 16 {
-					rec := storetest.NewRecord(fmt.Sprint("user-", i), now, session.Policy{})
+				for i := w; i < expired; i += 32 {
+					rec := storetest.NewRecord(fmt.Sprint("user-", i), last, session.Policy{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour})
 					if err := s.Create(ctx, rec); err != nil {
 						b.Error(err)
 						return
@@ -271,30 +210,17 @@ func BenchmarkGetDuringSweep(b *testing.B) {
 			})
 		}
 		wg.Wait()
+		quiet := sample(nil, 10*time.Second)
 		before := commandStats(b, s.c)
 		stop := make(chan struct{})
-		latencies := make(chan []time.Duration)
-		go func() {
-			var ds []time.Duration
-			for {
-				select {
-				case <-stop:
-					latencies <- ds
-					return
-				default:
-				}
-				t := time.Now()
-				if _, err := s.Get(ctx, live.TokenHash); err != nil {
-					b.Error(err)
-				}
-				ds = append(ds, time.Since(t))
-				time.Sleep(time.Millisecond)
-			}
-		}()
+		during := make(chan []time.Duration)
+		go func() { during <- sample(stop, 0) }()
 		b.StartTimer()
+		began := time.Now()
 		total := 0
 		for {
-			ended, err := s.EndExpired(ctx, now.Add(time.Hour), time.Hour, batch)
+			t := time.Now()
+			ended, err := s.EndExpired(ctx, time.Now(), time.Hour, batch)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -302,22 +228,25 @@ func BenchmarkGetDuringSweep(b *testing.B) {
 			if len(ended) < batch {
 				break
 			}
+			time.Sleep(time.Since(t))
 		}
+		took := time.Since(began)
 		b.StopTimer()
 		close(stop)
-		ds := <-latencies
+		ds := <-during
 		after := commandStats(b, s.c)
 		if total != expired {
 			b.Fatalf("the sweep ended %d sessions, want %d", total, expired)
 		}
-		slices.Sort(ds)
-		b.ReportMetric(float64(ds[len(ds)*99/100].Microseconds()), "get-p99-µs")
-		b.ReportMetric(float64(ds[len(ds)-1].Microseconds()), "get-max-µs")
-		for _, cmd := range []string{"exec", "evalsha"} {
-			calls, usec := after[cmd][0]-before[cmd][0], after[cmd][1]-before[cmd][1]
-			if calls > 0 {
-				b.ReportMetric(float64(usec)/float64(calls), cmd+"-µs/call")
-			}
+		b.ReportMetric(float64(p99(quiet).Microseconds()), "quiet-p99-µs")
+		b.ReportMetric(float64(p99(ds).Microseconds()), "sweep-p99-µs")
+		b.ReportMetric(float64(p99(ds))/float64(p99(quiet)), "p99-ratio")
+		b.ReportMetric(float64(ds[len(ds)-1].Microseconds()), "sweep-max-µs")
+		b.ReportMetric(took.Seconds(), "sweep-s")
+		b.ReportMetric(float64(total)/took.Seconds(), "ended/s")
+		calls, usec := after["evalsha"][0]-before["evalsha"][0], after["evalsha"][1]-before["evalsha"][1]
+		if calls > 0 {
+			b.ReportMetric(float64(usec)/float64(calls), "evalsha-µs/call")
 		}
 		b.StartTimer()
 	}

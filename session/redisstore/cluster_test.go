@@ -117,8 +117,8 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 func TestCluster(t *testing.T) {
 	testDSN(t)
 	dsn := startCluster(t)
-	open := func(t *testing.T) *Store {
-		s, err := Open(dsn, WithKeyPrefix(testPrefix()))
+	open := func(t testing.TB, opts ...Option) *Store {
+		s, err := Open(dsn, append([]Option{WithKeyPrefix(testPrefix())}, opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,8 +128,20 @@ func TestCluster(t *testing.T) {
 		}
 		return s
 	}
+	// Another client on the same prefix, as another process would be.
+	again := func(t testing.TB, s session.Store) session.Store {
+		return open(t, WithKeyPrefix(s.(*Store).prefix))
+	}
+	storetest.Run(t, func(t testing.TB) session.Store { return open(t) },
+		storetest.WithReopen(func(t testing.TB, s session.Store) session.Store {
+			s.Close()
+			return again(t, s)
+		}),
+		storetest.WithSecondHandle(again))
 
-	storetest.Run(t, func(t *testing.T) session.Store { return open(t) })
+	t.Run("a renewal during a sweep does not delay the end", func(t *testing.T) {
+		renewalDuringSweep(t, open(t))
+	})
 
 	t.Run("keys of one user share a slot, users spread over the nodes", func(t *testing.T) {
 		s := open(t)
@@ -175,4 +187,54 @@ func mustList(t *testing.T, s *Store, user string) []session.Record {
 		t.Fatal(err)
 	}
 	return recs
+}
+
+// renewalDuringSweep puts a Renew that moves the expiry earlier between a
+// sweep's reading of a record (not yet expired: its index score was a lower
+// bound, left so by Touch) and the sweep's correction of that score. The
+// record and the index are in different slots, so nothing makes the two
+// steps atomic; the correction must not hide the renewal's earlier expiry,
+// or the session would end, and its end event go out, only at the later
+// one.
+func renewalDuringSweep(t *testing.T, s *Store) {
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Millisecond)
+	p := session.Policy{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour}
+	rec := storetest.NewRecord("renewed-while-swept", now, p)
+	if err := s.Create(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	// The index keeps now+30m, a lower bound of the touched now+50m.
+	touched := now.Add(20 * time.Minute)
+	if err := s.Touch(ctx, rec.ID, touched, expiryOf(p, now, touched)); err != nil {
+		t.Fatal(err)
+	}
+	newHash := storetest.NewRecord("", now, p).TokenHash
+	r := session.Renewal{AuthenticatedAt: now.Add(31 * time.Minute), LastActivity: now.Add(31 * time.Minute),
+		Expires: session.Expiry{At: now.Add(35 * time.Minute), Reason: session.ReasonAbsolute}}
+	renewed := false
+	s.beforeIndexWrites = func() {
+		if renewed {
+			return
+		}
+		renewed = true
+		if err := s.Renew(ctx, rec.ID, rec.TokenHash, newHash, r); err != nil {
+			t.Errorf("Renew during the sweep: %v", err)
+		}
+	}
+	ended, err := s.EndExpired(ctx, now.Add(31*time.Minute), time.Hour, 10)
+	s.beforeIndexWrites = nil
+	if err != nil || len(ended) != 0 || !renewed {
+		t.Fatalf("the first sweep ended %v (%v), renewed in between: %v", endedIDs(ended), err, renewed)
+	}
+	ended, err = s.EndExpired(ctx, r.Expires.At, time.Hour, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ended) != 1 || ended[0].ID != rec.ID || ended[0].Reason != session.ReasonAbsolute || !ended[0].At.Equal(r.Expires.At) {
+		t.Fatalf("the sweep at the renewed expiry ended %+v, want %s, absolute at %v", ended, rec.ID, r.Expires.At)
+	}
+	if n := s.c.ZCard(ctx, s.expiryKey).Val(); n != 0 {
+		t.Errorf("the expiry index holds %d entries after the only session ended", n)
+	}
 }

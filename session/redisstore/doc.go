@@ -1,7 +1,7 @@
 // Package redisstore is a session.Store on Redis, for several instances of
 // an application that must see the same sessions: one server, a primary
 // managed by Sentinel, or a Redis Cluster, all through go-redis's
-// UniversalClient and one DSN style (see Open). It needs Redis 6.2 or later
+// UniversalClient and one DSN style (see Open). It needs Redis 7.0 or later
 // and is tested on 7.0, against one server and against a three-node Cluster.
 //
 // # Keys
@@ -13,9 +13,12 @@
 //	sg:{u:U}:idx   zset     the user's sessions (I scored by their expiry), for List and revoke-all
 //	sg:t:H         string   pointer from the token hash to the record, for Get
 //	sg:i:I         string   pointer from the public ID to the record, for Touch, Renew, End
-//	sg:deadlines   zset     every session, scored by its deadline, for EndExpired and List("")
+//	sg:deadlines   zset     every session, scored by its expiry, for EndExpired and List("")
 //	sg:e:H         hash     why the token stopped working (reason, time, KeepUntil), for Ended
 //	sg:ended       zset     ended-token records by KeepUntil, for EndExpired's purge
+//
+// A session's member in sg:deadlines is {u:U}:s:I, followed by "#" and a
+// version once Renew has changed it (see "The expiry index" below).
 //
 // {u:U} is a Redis Cluster hash tag: a user's records and index share a slot,
 // so one script updates them together. The pointers and global indexes are
@@ -35,20 +38,26 @@
 //
 //	                   one server   Cluster
 //	Get                1            2   pointer, record
-//	Touch, SaveData    1            2   pointer, script
-//	Create             1            3   claim pointers, script, deadline index
+//	Touch              1            3   pointer, script, pointers' expiry
+//	SaveData           1            2   pointer, script
+//	Create             1            3   claim pointers, script, expiry index
 //	End                1            3   pointer, script, bookkeeping
 //	Renew              1            4   pointer, claim new pointer, script, bookkeeping
 //	List(user), Ended  1            1
-//	EndExpired         3            5 or more per batch: search and end, record
-//	                                the endings, purge old endings
+//	EndExpired         2 or more    5 or more: steps of the search and end,
+//	                                the endings, steps of the purge
 //
-// On one server each step of EndExpired covers 100 sessions at most (and so
-// takes more than one round trip for the Manager's batch of 500): the search
-// and end is a script per 100, the endings a transaction per 100, the purge
-// a script per 100. A script or transaction holds the server while it runs,
-// a few milliseconds for 100 on a small test machine, and other clients'
-// calls wait that long at most.
+// (A Cluster Touch that leaves the expiry where it was takes 2.)
+//
+// EndExpired goes in small steps: on one server a step is one script that
+// visits 8 entries of the expiry index and ends the sessions that expired,
+// with their pointers, index entries and ended-token records; the purge of
+// old ended-token records is a script per 32. Redis runs one script at a
+// time, and a request that arrives meanwhile waits for it: a step takes a
+// few hundred microseconds, so no request waits longer, where a sweep in
+// scripts and transactions of 100 sessions made live users' requests wait
+// milliseconds at a time. The Manager's batch of 500 is then some 60 round
+// trips; see docs/benchmarks.md for what that costs a sweep in speed.
 //
 // Gets that arrive while a Get is in flight wait for it, and then go
 // together: one script for up to 128 of them on one server, two pipelines
@@ -58,18 +67,30 @@
 // of the cost of a session check under load.
 //
 // What a failure between the Cluster steps can leave is harmless: pointers
-// to nothing, which expire by themselves; a deadline index entry that is
+// to nothing, which expire by themselves; an expiry index entry that is
 // missing (Redis then drops the session at its expiry, without an end event)
 // or stale (the next sweep corrects it); at worst a lost Ended answer. Who is
 // signed in is decided by the record alone.
 //
+// # The expiry index
+//
 // The global indexes are single keys, so on a Cluster one node takes a write
 // for every login and logout, and every sweep. That is a hot spot by design:
 // a session store does a few such writes per session, far below what one
-// Redis node serves. Touch, the frequent write, and Get stay on the user's
-// node: the deadline index only holds a lower bound of each deadline, which
+// Redis node serves. Touch, the frequent write, and Get stay off it on a
+// Cluster: there the expiry index holds a lower bound of each expiry, which
 // a touch can only move later, and EndExpired corrects an entry when it
-// comes due early.
+// comes due early. On one server Touch keeps the score exact, in its script.
+//
+// Renew can move an expiry earlier, and on a Cluster the record and the
+// index are in different slots: a sweep that read the record just before a
+// renewal could write its stale, later score after the renewal wrote the
+// earlier one, and the session would end (and its end event go out) late.
+// So each renewal gives the record a new version and its index entry a new
+// member: the renewal removes the old member, and the sweep only re-scores
+// a member that still exists (ZADD XX), so its stale write finds nothing.
+// A sweep that meets an entry of an older version (the renewal's index
+// write was lost) replaces it with the current one.
 //
 // A script that ends, creates or renews a session is never sent twice: where
 // go-redis would resend a command whose connection failed after writing it,
@@ -78,22 +99,26 @@
 //
 // # Expiry
 //
-// Records carry Redis TTLs set from the session's real deadline: each
-// expires a grace period (WithGrace, one hour by default) after its
-// deadline, and Touch and Renew move the expiry with the deadline. Pointers
-// expire a grace after the absolute deadline, which no touch moves, and
-// ended-token records at their KeepUntil. Redis measures TTLs with its own
+// Records carry Redis TTLs set from the expiry the Manager gives them
+// (Record.Expires): each expires a grace period (WithGrace, one hour by
+// default) after it, and Touch and Renew move the keys' expiry with it. The
+// pointers expire with their record, ended-token records at their
+// KeepUntil. Redis measures TTLs with its own
 // clock, so the application servers' clocks must agree with it to well
 // within the grace.
 //
 // The Manager's sweeper ends expired sessions through EndExpired, normally
-// within a second of their deadlines, and sends their "idle" or "absolute"
+// within a second of their expiry, and sends their "idle" or "absolute"
 // end event once. The grace is what keeps the record until then. If every
 // instance stops sweeping for longer than the grace, Redis drops the records
 // by itself: those sessions end all the same, but silently, with no event
 // and no Ended answer. A long grace costs nothing while the sweeper runs.
 //
-// List("") walks the deadline index: a round trip per 500 sessions, for
+// Records written by earlier versions of this package, which kept no
+// expiry, are read with the expiry their idle and absolute deadlines give;
+// the first Touch or sweep that meets one stores it.
+//
+// List("") walks the expiry index: a round trip per 500 sessions, for
 // administration pages. A user's List is one round trip.
 //
 // # When Redis crashes
@@ -118,7 +143,7 @@
 //
 // Redis must be configured with maxmemory-policy noeviction: every key here
 // has a TTL, so the volatile-* policies would evict sessions early, and
-// losing a deadline index silences end events.
+// losing the expiry index silences end events.
 //
 // # Sizing
 //

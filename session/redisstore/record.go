@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sessionguard/sessionguard/session"
@@ -18,17 +19,21 @@ import (
 // can compare them exactly; names are short because every byte is paid once
 // per session.
 const (
-	fieldID        = "id"
-	fieldUser      = "u"
-	fieldHash      = "th" // base64url token hash, as in the pointer key
-	fieldCreated   = "ca"
-	fieldAuth      = "aa"
-	fieldLast      = "la"
-	fieldIdle      = "it"
-	fieldAbsolute  = "at"
-	fieldIP        = "ip" // absent when empty
-	fieldUserAgent = "ua" // absent when empty
-	fieldData      = "d"  // absent when there is no data; see encodeData
+	fieldID         = "id"
+	fieldUser       = "u"
+	fieldHash       = "th" // base64url token hash, as in the pointer key
+	fieldCreated    = "ca"
+	fieldAuth       = "aa"
+	fieldLast       = "la"
+	fieldIdle       = "it"
+	fieldAbsolute   = "at"
+	fieldExpires    = "ex" // Expires.At
+	fieldReason     = "er" // Expires.Reason
+	fieldPersistent = "p"  // "1", absent when not persistent
+	fieldVersion    = "v"  // renewals so far, absent before the first; see indexMember
+	fieldIP         = "ip" // absent when empty
+	fieldUserAgent  = "ua" // absent when empty
+	fieldData       = "d"  // absent when there is no data; see encodeData
 )
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -52,24 +57,28 @@ func msCeil(ns int64) int64 {
 	return ms
 }
 
-// recordFields returns rec as the field/value pairs of its hash, and the
-// deadlines the keys' expiry and index scores come from.
-func recordFields(rec session.Record) (fields []any, deadline, absolute int64, err error) {
+// expiryArgs checks an expiry the Manager handed over and returns its
+// instant in nanoseconds and its reason, as the scripts take them.
+func expiryArgs(exp session.Expiry) (int64, string, error) {
+	if exp.Reason != session.ReasonIdle && exp.Reason != session.ReasonAbsolute {
+		return 0, "", fmt.Errorf("redisstore: expiry reason %q is neither idle nor absolute", exp.Reason)
+	}
+	at, err := session.UnixNanos("expiry", exp.At)
+	return at, string(exp.Reason), err
+}
+
+// recordFields returns rec as the field/value pairs of its hash, and its
+// expiry in nanoseconds, from which its keys' TTLs and index scores come.
+func recordFields(rec session.Record) (fields []any, expires int64, err error) {
 	if rec.ID == "" {
-		return nil, 0, 0, errors.New("redisstore: record has no ID")
+		return nil, 0, errors.New("redisstore: record has no ID")
 	}
 	created, err1 := session.UnixNanos("CreatedAt", rec.CreatedAt)
 	auth, err2 := session.UnixNanos("AuthenticatedAt", rec.AuthenticatedAt)
 	last, err3 := session.UnixNanos("LastActivity", rec.LastActivity)
-	// Both deadlines must be storable, not only the earlier one: Touch and
-	// Renew compute from either.
-	idle, err4 := session.UnixNanos("IdleDeadline", rec.IdleDeadline())
-	abs, err5 := session.UnixNanos("AbsoluteDeadline", rec.AbsoluteDeadline())
-	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
-		return nil, 0, 0, err
-	}
-	if rec.Policy.IdleTimeout < 0 || rec.Policy.AbsoluteTimeout < 0 {
-		return nil, 0, 0, fmt.Errorf("redisstore: record %q has a negative timeout", rec.ID)
+	exp, reason, err4 := expiryArgs(rec.Expires)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return nil, 0, err
 	}
 	fields = []any{
 		fieldID, rec.ID,
@@ -80,6 +89,11 @@ func recordFields(rec session.Record) (fields []any, deadline, absolute int64, e
 		fieldLast, itoa(last),
 		fieldIdle, itoa(int64(rec.Policy.IdleTimeout)),
 		fieldAbsolute, itoa(int64(rec.Policy.AbsoluteTimeout)),
+		fieldExpires, itoa(exp),
+		fieldReason, reason,
+	}
+	if rec.Persistent {
+		fields = append(fields, fieldPersistent, "1")
 	}
 	if rec.IP != "" {
 		fields = append(fields, fieldIP, rec.IP)
@@ -90,7 +104,7 @@ func recordFields(rec session.Record) (fields []any, deadline, absolute int64, e
 	if d := encodeData(rec.Data); d != "" {
 		fields = append(fields, fieldData, d)
 	}
-	return fields, min(idle, abs), abs, nil
+	return fields, exp, nil
 }
 
 // parseRecord reads a record from its hash's fields.
@@ -121,11 +135,59 @@ func parseRecord(m map[string]string) (session.Record, error) {
 	}
 	rec.CreatedAt, rec.AuthenticatedAt, rec.LastActivity = fromNanos(ns[0]), fromNanos(ns[1]), fromNanos(ns[2])
 	rec.Policy = session.Policy{IdleTimeout: time.Duration(ns[3]), AbsoluteTimeout: time.Duration(ns[4])}
+	if ex, ok := m[fieldExpires]; ok {
+		at, err := strconv.ParseInt(ex, 10, 64)
+		reason := session.EndReason(m[fieldReason])
+		if err == nil && reason != session.ReasonIdle && reason != session.ReasonAbsolute {
+			err = fmt.Errorf("reason %q", reason)
+		}
+		if err != nil {
+			return bad("expiry", err)
+		}
+		rec.Expires = session.Expiry{At: fromNanos(at), Reason: reason}
+	} else {
+		rec.Expires = legacyExpiry(rec)
+	}
+	rec.Persistent = m[fieldPersistent] == "1"
 	rec.IP, rec.UserAgent = m[fieldIP], m[fieldUserAgent]
 	if rec.Data, err = decodeData(m[fieldData]); err != nil {
 		return bad("data", err)
 	}
 	return rec, nil
+}
+
+// legacyExpiry is the expiry of a record written before records kept one:
+// the earlier of its idle and absolute deadlines, absolute on a tie, as the
+// Manager computed it then. It is computed once per such record, when it is
+// first upgraded (see Store.upgrade), and read from the record from then on.
+func legacyExpiry(rec session.Record) session.Expiry {
+	idle, abs := rec.IdleDeadline(), rec.AbsoluteDeadline()
+	if !abs.After(idle) {
+		return session.Expiry{At: abs, Reason: session.ReasonAbsolute}
+	}
+	return session.Expiry{At: idle, Reason: session.ReasonIdle}
+}
+
+// indexMember is a record's member in the global expiry index: its
+// reference, followed by "#" and its version once Renew has changed it.
+// Renew, which alone can move an expiry earlier, gives the record a new
+// member: on a Cluster a sweep that read the record before the renewal may
+// still re-score the old member afterwards (the index and the record are in
+// different slots), and that write must not hide the new, earlier score.
+func indexMember(ref, version string) string {
+	if version == "" || version == "0" {
+		return ref
+	}
+	return ref + "#" + version
+}
+
+// splitMember returns the reference and version of an index member.
+func splitMember(m string) (ref, version string) {
+	i := strings.LastIndexByte(m, '#')
+	if i < 0 || i == len(m)-1 || strings.Trim(m[i+1:], "0123456789") != "" {
+		return m, "0"
+	}
+	return m[:i], m[i+1:]
 }
 
 // fromNanos is the inverse of nanos, in UTC.

@@ -75,13 +75,14 @@ func FuzzDecodeData(f *testing.F) {
 
 func TestRecordFieldsRoundTrip(t *testing.T) {
 	rec := storetest.NewRecord("zoë", time.Unix(1_700_000_000, 123_456_789), session.Policy{IdleTimeout: time.Minute + 1, AbsoluteTimeout: time.Hour + 3})
-	rec.IP, rec.UserAgent, rec.Data = "2001:db8::1", "curl/8", map[string]string{"k": "v"}
-	fields, deadline, absolute, err := recordFields(rec)
+	rec.IP, rec.UserAgent, rec.Data, rec.Persistent = "2001:db8::1", "curl/8", map[string]string{"k": "v"}, true
+	rec.Expires = session.Expiry{At: rec.CreatedAt.Add(-time.Hour), Reason: session.ReasonAbsolute} // not the policy's: stored as given
+	fields, expires, err := recordFields(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if deadline != rec.Deadline().UnixNano() || absolute != rec.AbsoluteDeadline().UnixNano() {
-		t.Errorf("deadlines %d, %d; want %d, %d", deadline, absolute, rec.Deadline().UnixNano(), rec.AbsoluteDeadline().UnixNano())
+	if expires != rec.Expires.At.UnixNano() {
+		t.Errorf("expiry %d, want %d", expires, rec.Expires.At.UnixNano())
 	}
 	m := make(map[string]string)
 	for i := 0; i < len(fields); i += 2 {
@@ -93,8 +94,44 @@ func TestRecordFieldsRoundTrip(t *testing.T) {
 	}
 	if got.ID != rec.ID || got.UserID != rec.UserID || got.TokenHash != rec.TokenHash ||
 		!got.CreatedAt.Equal(rec.CreatedAt) || !got.LastActivity.Equal(rec.LastActivity) ||
+		!got.Expires.At.Equal(rec.Expires.At) || got.Expires.Reason != rec.Expires.Reason || !got.Persistent ||
 		got.Policy != rec.Policy || got.IP != rec.IP || got.UserAgent != rec.UserAgent || !maps.Equal(got.Data, rec.Data) {
 		t.Errorf("round trip gave %+v, want %+v", got, rec)
+	}
+}
+
+// TestARecordWithoutExpiry reads a record as written before records kept
+// their expiry: the expiry is the one its old fields give.
+func TestARecordWithoutExpiry(t *testing.T) {
+	now := time.Unix(1_700_000_000, 1)
+	for _, c := range []struct {
+		name   string
+		p      session.Policy
+		want   time.Duration
+		reason session.EndReason
+	}{
+		{"idle first", session.Policy{IdleTimeout: time.Minute, AbsoluteTimeout: time.Hour}, time.Minute, session.ReasonIdle},
+		{"absolute first", session.Policy{IdleTimeout: time.Hour, AbsoluteTimeout: time.Minute}, time.Minute, session.ReasonAbsolute},
+		{"a tie is absolute", session.Policy{IdleTimeout: time.Hour, AbsoluteTimeout: time.Hour}, time.Hour, session.ReasonAbsolute},
+	} {
+		rec := storetest.NewRecord("u", now, c.p)
+		fields, _, err := recordFields(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := make(map[string]string)
+		for i := 0; i < len(fields); i += 2 {
+			m[fields[i].(string)] = fields[i+1].(string)
+		}
+		delete(m, fieldExpires)
+		delete(m, fieldReason)
+		got, err := parseRecord(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Expires.At.Equal(now.Add(c.want)) || got.Expires.Reason != c.reason {
+			t.Errorf("%s: expiry %+v, want %s at %v", c.name, got.Expires, c.reason, now.Add(c.want))
+		}
 	}
 }
 
@@ -103,21 +140,23 @@ func TestRecordFieldsRejectsWhatCannotBeStored(t *testing.T) {
 	noID := ok
 	noID.ID = ""
 	farFuture := ok
-	farFuture.AuthenticatedAt = time.Date(2262, 6, 1, 0, 0, 0, 0, time.UTC)
+	farFuture.Expires.At = time.Date(2262, 6, 1, 0, 0, 0, 0, time.UTC)
 	ancient := ok
 	ancient.CreatedAt = time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)
-	negative := ok
-	negative.Policy.IdleTimeout = -time.Minute
-	for name, rec := range map[string]session.Record{"no ID": noID, "absolute deadline after 2262": farFuture,
-		"creation before 1678": ancient, "negative timeout": negative} {
-		if _, _, _, err := recordFields(rec); err == nil {
+	noReason := ok
+	noReason.Expires.Reason = ""
+	logout := ok
+	logout.Expires.Reason = session.ReasonLogout
+	for name, rec := range map[string]session.Record{"no ID": noID, "expiry after 2262": farFuture,
+		"creation before 1678": ancient, "no expiry reason": noReason, "an expiry of reason logout": logout} {
+		if _, _, err := recordFields(rec); err == nil {
 			t.Errorf("recordFields accepted a record with %s", name)
 		}
 	}
 }
 
 func TestParseRecordRejectsDamage(t *testing.T) {
-	fields, _, _, err := recordFields(storetest.NewRecord("u", time.Now(), session.Policy{}))
+	fields, _, err := recordFields(storetest.NewRecord("u", time.Now(), session.Policy{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +166,7 @@ func TestParseRecordRejectsDamage(t *testing.T) {
 	}
 	for _, damage := range []struct{ field, value string }{
 		{fieldID, ""}, {fieldHash, "short"}, {fieldHash, strings.Repeat("!", 43)}, {fieldLast, "noon"},
-		{fieldIdle, "1e9"}, {fieldData, "\x05"},
+		{fieldIdle, "1e9"}, {fieldData, "\x05"}, {fieldExpires, "soon"}, {fieldReason, "logout"},
 	} {
 		m := maps.Clone(good)
 		m[damage.field] = damage.value
@@ -139,6 +178,21 @@ func TestParseRecordRejectsDamage(t *testing.T) {
 	delete(m, fieldUser)
 	if _, err := parseRecord(m); err == nil {
 		t.Error("parseRecord accepted a record without a user")
+	}
+}
+
+func TestIndexMembers(t *testing.T) {
+	for _, c := range []struct{ ref, version, member string }{
+		{"{u:YQ}:s:abc", "0", "{u:YQ}:s:abc"},
+		{"{u:YQ}:s:abc", "12", "{u:YQ}:s:abc#12"},
+		{"{u:YQ}:s:a#b", "0", "{u:YQ}:s:a#b"},
+	} {
+		if got := indexMember(c.ref, c.version); got != c.member {
+			t.Errorf("indexMember(%q, %q) = %q, want %q", c.ref, c.version, got, c.member)
+		}
+		if ref, v := splitMember(c.member); ref != c.ref || v != c.version {
+			t.Errorf("splitMember(%q) = %q, %q; want %q, %q", c.member, ref, v, c.ref, c.version)
+		}
 	}
 }
 

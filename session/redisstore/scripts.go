@@ -45,6 +45,17 @@ local function split(t)
   return {s, ns}
 end
 
+-- decimal is the inverse of split.
+local function decimal(a)
+  local s, ns = a[1], a[2]
+  if s < 0 and ns > 0 then s, ns = s + 1, E9 - ns end
+  if s == 0 then
+    if a[1] < 0 then return '-' .. string.format('%d', ns) end
+    return string.format('%d', ns)
+  end
+  return string.format('%d%09d', s, ns)
+end
+
 local function add(a, b)
   local s, ns = a[1] + b[1], a[2] + b[2]
   if ns >= E9 then s, ns = s + 1, ns - E9 end
@@ -55,20 +66,33 @@ local function before(a, b)
   return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
 end
 
-local function earlier(a, b)
-  if before(b, a) then return b end
-  return a
-end
-
 -- Milliseconds, rounded down (scores of the global indexes, which may only
 -- be early) or up (expiry times, which may only be late).
 local function msFloor(a) return a[1] * 1000 + math.floor(a[2] / 1000000) end
 local function msCeil(a) return a[1] * 1000 + math.ceil(a[2] / 1000000) end
 
--- deadline is the earlier of the idle and absolute deadlines of a record's
--- last activity, authentication time and timeouts.
-local function deadline(la, aa, it, at)
-  return earlier(add(split(la), split(it)), add(split(aa), split(at)))
+local function isInt(t)
+  return t ~= nil and t ~= false and string.match(t, '^%-?%d+$') ~= nil
+end
+
+-- fieldsOf turns HGETALL's flat reply into a table.
+local function fieldsOf(f)
+  local r = {}
+  for i = 1, #f, 2 do r[f[i]] = f[i + 1] end
+  return r
+end
+
+-- member is a record's member in the global expiry index (indexMember in
+-- Go), and parseMember its inverse: tag, ID, version.
+local function member(ref, v)
+  if not v or v == '0' then return ref end
+  return ref .. '#' .. v
+end
+local function parseMember(m)
+  local ref, v = string.match(m, '^(.*)#(%d+)$')
+  if not ref then ref, v = m, '0' end
+  local tag, id = string.match(ref, '^({u:[^}]*}):s:(.*)$')
+  return tag, id, v
 end
 
 -- setExpiry makes record rk expire at exp (Unix ms) and gives it the same
@@ -107,27 +131,34 @@ local function locate()
   return P .. ref, P .. tag .. ':idx', ref
 end
 
-local function isInt(t)
-  return t ~= nil and string.match(t, '^%-?%d+$') ~= nil
-end
-
--- expireOne ends record rk if its deadline is at or before now: it returns
--- the record's fields if it ended it, nil and the deadline's score if the
--- deadline is still ahead, or nil, nil if the record is gone. A record whose
--- times are unreadable counts as gone: it is dropped from the deadline
--- index, left for Redis to expire, and cannot stop a sweep half-way (Redis
--- does not undo what a failed script already did).
-local function expireOne(rk, idx, id, now)
+-- expireOne ends record rk, found through the expiry index entry of
+-- version ver, if its expiry is at or before now. It returns:
+--   1, fields, table   ended: the record's fields, as a list and a table
+--   2, score           not yet expired: the score its entry should have
+--   4, score, version  the entry is of an older version (a renewal's
+--                      bookkeeping has not reached the index, or a sweep
+--                      re-scored it late): the current version and score
+--   3                  written before records kept their expiry: the
+--                      caller upgrades it and visits it again
+--   0                  gone, or unreadable: its entry is dropped and Redis
+--                      expires it (Redis does not undo what a failed script
+--                      already did, so an error could stop a sweep half-way)
+local function expireOne(rk, idx, id, ver, now)
   local f = redis.call('HGETALL', rk)
-  if #f == 0 then return nil, nil end
-  local r = {}
-  for i = 1, #f, 2 do r[f[i]] = f[i + 1] end
-  if not (isInt(r.la) and isInt(r.aa) and isInt(r.it) and isInt(r.at)) then return nil, nil end
-  local dl = deadline(r.la, r.aa, r.it, r.at)
-  if before(now, dl) then return nil, msFloor(dl) end
+  if #f == 0 then return 0 end
+  local r = fieldsOf(f)
+  if not r.ex then
+    if isInt(r.la) and isInt(r.aa) and isInt(r.it) and isInt(r.at) then return 3 end
+    return 0
+  end
+  if not (isInt(r.ex) and isInt(r.la) and isInt(r.aa) and isInt(r.ca) and isInt(r.it) and isInt(r.at)) or
+    (r.er ~= 'idle' and r.er ~= 'absolute') then return 0 end
+  local ex = split(r.ex)
+  if (r.v or '0') ~= ver then return 4, msFloor(ex), r.v or '0' end
+  if before(now, ex) then return 2, msFloor(ex) end
   redis.call('DEL', rk)
   redis.call('ZREM', idx, id)
-  return f
+  return 1, f, r
 end
 `
 
@@ -153,87 +184,101 @@ return out
 
 // createScript stores a new record unless its ID or token hash is taken.
 // KEYS: record, user index, and in atomic mode ID pointer, token pointer,
-// deadline index.
-// ARGV: prefix, atomic, ID, reference, expiry ms, pointer expiry ms,
-// deadline score, then the record's field/value pairs.
+// expiry index.
+// ARGV: prefix, atomic, ID, reference, keys' expiry (ms), expiry index
+// score, then the record's field/value pairs.
 // Returns 1, or 0 for a conflict.
 var createScript = newScript(prelude + `
 if atomic and redis.call('EXISTS', KEYS[3], KEYS[4]) > 0 then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 pruneIndex(KEYS[2])
 setExpiry(KEYS[1], KEYS[2], ARGV[3], ARGV[5])
 if atomic then
-  redis.call('SET', KEYS[3], ARGV[4], 'PXAT', ARGV[6])
-  redis.call('SET', KEYS[4], ARGV[4], 'PXAT', ARGV[6])
-  redis.call('ZADD', KEYS[5], ARGV[7], ARGV[4])
+  redis.call('SET', KEYS[3], ARGV[4], 'PXAT', ARGV[5])
+  redis.call('SET', KEYS[4], ARGV[4], 'PXAT', ARGV[5])
+  redis.call('ZADD', KEYS[5], ARGV[6], ARGV[4])
 end
 return 1
 `)
 
-// touchScript moves LastActivity forward to at if the record exists and its
-// deadline is after at, and its expiry with it. The global deadline index is
-// left alone: its score is a lower bound that EndExpired corrects, and a
-// touch can only move a deadline later.
+// touchScript records activity at at: LastActivity moves forward to at,
+// and Expires to exp if exp is later, with the keys' expiry; in atomic mode
+// also the pointers' and the expiry index score. On a Cluster the index is
+// left alone: its score stays a lower bound, which the sweep corrects.
 // KEYS: ID pointer (atomic) or record and user index.
-// ARGV: prefix, atomic, ID, at (ns), grace (ms).
-// Returns 1, or 0 if there is no such live record.
+// ARGV: prefix, atomic, ID, at (ns), exp (ns), exp's reason, grace (ms).
+// Returns {0} if there is no such record or it expired at or before at,
+// {1} if the expiry stayed, {2, token hash, keys' expiry (ms)} if it moved,
+// {3, record key} if the record predates stored expiries.
 var touchScript = newScript(prelude + `
-local rk, idx = locate()
-if not rk then return 0 end
-local v = redis.call('HMGET', rk, 'la', 'aa', 'it', 'at')
-if not v[1] then return 0 end
-local at, la, it = split(ARGV[4]), split(v[1]), split(v[3])
-local abs = add(split(v[2]), split(v[4]))
-if not before(at, earlier(add(la, it), abs)) then return 0 end
-if before(la, at) then
-  redis.call('HSET', rk, 'la', ARGV[4])
-  setExpiry(rk, idx, ARGV[3], msCeil(earlier(add(at, it), abs)) + tonumber(ARGV[5]))
+local rk, idx, ref = locate()
+if not rk then return {0} end
+local v = redis.call('HMGET', rk, 'la', 'ex', 'th', 'v')
+if not v[1] then return {0} end
+if not v[2] then return {3, rk} end
+if not (isInt(v[1]) and isInt(v[2])) then return redis.error_reply('unreadable times in record ' .. rk) end
+local at, ex, nex = split(ARGV[4]), split(v[2]), split(ARGV[5])
+if not before(at, ex) then return {0} end
+if before(split(v[1]), at) then redis.call('HSET', rk, 'la', ARGV[4]) end
+if not before(ex, nex) then return {1} end
+local exp = msCeil(nex) + tonumber(ARGV[7])
+redis.call('HSET', rk, 'ex', ARGV[5], 'er', ARGV[6])
+setExpiry(rk, idx, ARGV[3], exp)
+if atomic then
+  redis.call('PEXPIREAT', KEYS[1], exp)
+  redis.call('PEXPIREAT', P .. 't:' .. v[3], exp)
+  redis.call('ZADD', P .. 'deadlines', 'XX', msFloor(nex), member(ref, v[4]))
 end
-return 1
+return {2, v[3], exp}
 `)
 
-// saveDataScript replaces the data of an existing record.
+// saveDataScript replaces the data of an existing record if it is still
+// old.
 // KEYS: ID pointer (atomic) or record and user index.
-// ARGV: prefix, atomic, encoded data ("" for none).
-// Returns 1, or 0 if there is no such record.
+// ARGV: prefix, atomic, old encoded data, new encoded data ("" for none).
+// Returns 1, 0 if there is no such record, 2 if its data is not old.
 var saveDataScript = newScript(prelude + `
 local rk = locate()
 if not rk or redis.call('EXISTS', rk) == 0 then return 0 end
-if ARGV[3] == '' then
+if (redis.call('HGET', rk, 'd') or '') ~= ARGV[3] then return 2 end
+if ARGV[4] == '' then
   redis.call('HDEL', rk, 'd')
 else
-  redis.call('HSET', rk, 'd', ARGV[3])
+  redis.call('HSET', rk, 'd', ARGV[4])
 end
 return 1
 `)
 
-// renewScript swaps the token hash of a record whose hash is still old and
-// sets its authentication and activity times.
+// renewScript swaps the token hash of a record whose hash is still old,
+// sets its authentication and activity times and its expiry, and gives it
+// a new version, so that its expiry index entry becomes a new member.
 // KEYS: ID pointer (atomic) or record and user index.
 // ARGV: prefix, atomic, ID, old hash, new hash, authenticatedAt,
-// lastActivity, grace (ms).
-// Returns {1, deadline score, pointer expiry ms}, {0} if there is no such
-// record with hash old, or {2} if the new hash is taken (atomic mode).
+// lastActivity, expiry (ns), expiry reason, grace (ms).
+// Returns {1, index score, keys' expiry (ms), old version, new version},
+// {0} if there is no such record with hash old, or {2} if the new hash is
+// taken (atomic mode).
 var renewScript = newScript(prelude + `
 local rk, idx, ref = locate()
 if not rk then return {0} end
-local v = redis.call('HMGET', rk, 'th', 'it', 'at')
+local v = redis.call('HMGET', rk, 'th', 'v')
 if v[1] ~= ARGV[4] then return {0} end
 if atomic and redis.call('EXISTS', P .. 't:' .. ARGV[5]) == 1 then return {2} end
-local abs = add(split(ARGV[6]), split(v[3]))
-local dl = earlier(add(split(ARGV[7]), split(v[2])), abs)
-local grace = tonumber(ARGV[8])
-local ptrExp = msCeil(abs) + grace
-redis.call('HSET', rk, 'th', ARGV[5], 'aa', ARGV[6], 'la', ARGV[7])
-setExpiry(rk, idx, ARGV[3], msCeil(dl) + grace)
+local old = v[2] or '0'
+local ver = string.format('%d', tonumber(old) + 1)
+local ex = split(ARGV[8])
+local exp, score = msCeil(ex) + tonumber(ARGV[10]), msFloor(ex)
+redis.call('HSET', rk, 'th', ARGV[5], 'aa', ARGV[6], 'la', ARGV[7], 'ex', ARGV[8], 'er', ARGV[9], 'v', ver)
+setExpiry(rk, idx, ARGV[3], exp)
 if atomic then
   redis.call('DEL', P .. 't:' .. ARGV[4])
-  redis.call('SET', P .. 't:' .. ARGV[5], ref, 'PXAT', ptrExp)
-  redis.call('PEXPIREAT', KEYS[1], ptrExp)
-  redis.call('ZADD', P .. 'deadlines', 'XX', 'LT', msFloor(dl), ref)
+  redis.call('SET', P .. 't:' .. ARGV[5], ref, 'PXAT', exp)
+  redis.call('PEXPIREAT', KEYS[1], exp)
+  redis.call('ZREM', P .. 'deadlines', member(ref, old))
+  redis.call('ZADD', P .. 'deadlines', score, member(ref, ver))
 end
-return {1, msFloor(dl), ptrExp}
+return {1, score, exp, old, ver}
 `)
 
 // endScript removes a record and returns it, exactly once.
@@ -249,127 +294,137 @@ if #f == 0 then return false end
 redis.call('DEL', rk)
 redis.call('ZREM', idx, ARGV[3])
 if atomic then
-  local th
-  for i = 1, #f, 2 do
-    if f[i] == 'th' then th = f[i + 1] end
-  end
-  redis.call('DEL', P .. 't:' .. th, KEYS[1])
-  redis.call('ZREM', P .. 'deadlines', ref)
-  local ek = P .. 'e:' .. th
+  local r = fieldsOf(f)
+  redis.call('DEL', P .. 't:' .. r.th, KEYS[1])
+  redis.call('ZREM', P .. 'deadlines', member(ref, r.v))
+  local ek = P .. 'e:' .. r.th
   redis.call('HSET', ek, 'r', ARGV[4], 'at', ARGV[5], 'ku', ARGV[6])
   redis.call('PEXPIREAT', ek, ARGV[7])
-  redis.call('ZADD', P .. 'ended', ARGV[8], th)
+  redis.call('ZADD', P .. 'ended', ARGV[8], r.th)
 end
 return f
 `)
 
-// expireScript ends one record if its deadline has come (Cluster mode).
-// KEYS: record, user index. ARGV: prefix, "0", ID, now (ns).
-// Returns {1, fields} if it ended the record, {2, deadline score} if the
-// deadline is still ahead, {0} if the record is gone.
+// expireScript ends one record if its expiry has come (Cluster mode).
+// KEYS: record, user index. ARGV: prefix, "0", ID, index entry's version,
+// now (ns).
+// Returns {code, ...} as expireOne, the fields as a list.
 var expireScript = newScript(prelude + `
-local f, score = expireOne(KEYS[1], KEYS[2], ARGV[3], split(ARGV[4]))
-if f then return {1, f} end
-if score then return {2, score} end
-return {0}
+local code, a, b = expireOne(KEYS[1], KEYS[2], ARGV[3], ARGV[4], split(ARGV[5]))
+if code == 1 then return {1, a} end
+if code == 2 then return {2, a} end
+if code == 4 then return {4, a, b} end
+return {code}
 `)
 
-// expireBatchScript ends up to limit records whose deadline has come, found
-// through the global deadline index (atomic mode). It first takes entries
-// whose score is before now's millisecond, which are expired unless their
-// score is stale (then it corrects the score, which moves the entry out of
-// that range), and then those of now's own millisecond, which need the exact
-// comparison and may stay.
-// It also writes each ended record's ended-token record, in the same
+// sweepStepScript is one step of EndExpired on one server: it visits up to
+// limit entries of the expiry index and ends those whose records have
+// expired, with everything that goes with an end (pointers, index entries,
+// the ended-token record). The ended-token record is written by the same
 // script: written afterwards, a request presenting the token between the
-// two would find neither the session nor why it ended, and its user would
-// be told nothing. EndExpired writes them again with the same values.
-// KEYS: deadline index. ARGV: prefix, "1", now (ns), now (ms, rounded down),
-// limit, how long to keep ended-token records (ns; empty: not here).
-// Returns the fields of each record it ended.
-var expireBatchScript = newScript(prelude + `
+// two would find neither the session nor why it ended.
+//
+// It first takes entries scored before now's millisecond, which are
+// expired unless their score is a lower bound (then it corrects the score,
+// which moves the entry out of that range); only when there are fewer than
+// limit of those, entries of now's own millisecond, from skip on, which
+// need the exact comparison and may stay.
+// KEYS: expiry index. ARGV: prefix, "1", now (ns), now (ms, rounded down),
+// limit, skip, keep (ns).
+// Returns {fields of each record ended, entries visited, entries of now's
+// millisecond that stayed, record keys to upgrade}.
+var sweepStepScript = newScript(prelude + `
 local now, nowMs, limit = split(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local out = {}
--- keepEnding records why the record of fields f ended: the earlier of its
--- deadlines, absolute when they coincide.
-local function keepEnding(f)
-  if ARGV[6] == '' then return end
-  local r = {}
-  for i = 1, #f, 2 do r[f[i]] = f[i + 1] end
-  if not r.th then return end
-  local idle, abs = add(split(r.la), split(r.it)), add(split(r.aa), split(r.at))
-  local reason, at = 'idle', idle
-  if not before(idle, abs) then reason, at = 'absolute', abs end
-  local ku = add(at, split(ARGV[6]))
-  local ek = P .. 'e:' .. r.th
-  redis.call('HSET', ek, 'r', reason, 'at', string.format('%d%09d', at[1], at[2]),
-    'ku', string.format('%d%09d', ku[1], ku[2]))
-  redis.call('PEXPIREAT', ek, msCeil(ku))
-  redis.call('ZADD', P .. 'ended', msFloor(ku), r.th)
-end
--- visit handles one entry and says whether it stayed in the index at nowMs.
-local function visit(ref)
-  local tag, id = string.match(ref, '^({u:[^}]*}):s:(.*)$')
+local keep, last = split(ARGV[7]), split('9223372036854775807')
+local out, visited, stayed, legacy = {}, 0, 0, {}
+-- visit handles one entry and says whether it stayed at nowMs.
+local function visit(m)
+  visited = visited + 1
+  local tag, id, ver = parseMember(m)
   if not tag then
-    redis.call('ZREM', KEYS[1], ref)
+    redis.call('ZREM', KEYS[1], m)
     return false
   end
-  local f, score = expireOne(P .. ref, P .. tag .. ':idx', id, now)
-  if f then
-    out[#out + 1] = f
-    keepEnding(f)
-    redis.call('ZREM', KEYS[1], ref)
+  local ref = tag .. ':s:' .. id
+  local code, a, b = expireOne(P .. ref, P .. tag .. ':idx', id, ver, now)
+  if code == 1 then
+    out[#out + 1] = a
+    redis.call('ZREM', KEYS[1], m)
+    redis.call('DEL', P .. 't:' .. b.th, P .. 'i:' .. id)
+    local ku = add(split(b.ex), keep)
+    if before(last, ku) then ku = last end
+    local ek = P .. 'e:' .. b.th
+    redis.call('HSET', ek, 'r', b.er, 'at', b.ex, 'ku', decimal(ku))
+    redis.call('PEXPIREAT', ek, msCeil(ku))
+    redis.call('ZADD', P .. 'ended', msFloor(ku), b.th)
     return false
   end
-  if not score then
-    redis.call('ZREM', KEYS[1], ref)
+  if code == 2 then
+    redis.call('ZADD', KEYS[1], 'XX', a, m)
+    return a <= nowMs
+  end
+  if code == 4 then
+    redis.call('ZREM', KEYS[1], m)
+    redis.call('ZADD', KEYS[1], 'NX', a, member(ref, b))
     return false
   end
-  redis.call('ZADD', KEYS[1], score, ref)
-  return score <= nowMs
-end
-while #out < limit do
-  local want = limit - #out
-  local refs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('(%d', nowMs), 'LIMIT', 0, want)
-  for _, ref in ipairs(refs) do visit(ref) end
-  if #refs < want then break end
-end
-local skip = 0
-while #out < limit do
-  local want = limit - #out
-  local refs = redis.call('ZRANGEBYSCORE', KEYS[1], nowMs, nowMs, 'LIMIT', skip, want)
-  for _, ref in ipairs(refs) do
-    if visit(ref) then skip = skip + 1 end
+  if code == 3 then
+    legacy[#legacy + 1] = P .. ref
+    return false
   end
-  if #refs < want then break end
+  redis.call('ZREM', KEYS[1], m)
+  return false
 end
-return out
+local ms = string.format('%d', nowMs)
+local refs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ms, 'LIMIT', 0, limit)
+for _, m in ipairs(refs) do visit(m) end
+if #refs < limit then
+  refs = redis.call('ZRANGEBYSCORE', KEYS[1], ms, ms, 'LIMIT', tonumber(ARGV[6]), limit - #refs)
+  for _, m in ipairs(refs) do
+    if visit(m) then stayed = stayed + 1 end
+  end
+end
+return {out, visited, stayed, legacy}
 `)
 
-// purgeScript deletes an ended-token record whose KeepUntil is before now
-// (Cluster mode). KEYS: ended-token record. ARGV: prefix, "0", now (ns).
+// upgradeScript gives a record written before records kept their expiry
+// the expiry computed from its old fields, unless it has one by now or its
+// activity moved since it was read.
+// KEYS: record. ARGV: prefix, mode, LastActivity read (ns), expiry (ns),
+// reason.
+var upgradeScript = newScript(prelude + `
+if redis.call('HEXISTS', KEYS[1], 'ex') == 1 then return 1 end
+if redis.call('HGET', KEYS[1], 'la') ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], 'ex', ARGV[4], 'er', ARGV[5])
+return 1
+`)
+
+// purgeScript deletes an ended-token record whose KeepUntil is at or
+// before now (Cluster mode). KEYS: ended-token record. ARGV: prefix, "0",
+// now (ns).
 // Returns 1 if the record is gone now, 0 if it is kept.
 var purgeScript = newScript(prelude + `
 local ku = redis.call('HGET', KEYS[1], 'ku')
 if not ku then return 1 end
-if before(split(ku), split(ARGV[3])) then
+if not before(split(ARGV[3]), split(ku)) then
   redis.call('DEL', KEYS[1])
   return 1
 end
 return 0
 `)
 
-// purgeBatchScript deletes up to limit ended-token records whose KeepUntil
-// is before now (atomic mode).
+// purgeStepScript deletes up to limit ended-token records whose KeepUntil
+// is at or before now (atomic mode).
 // KEYS: ended index. ARGV: prefix, "1", now (ns), now (ms, rounded down),
 // limit.
-var purgeBatchScript = newScript(prelude + `
+// Returns how many entries it visited.
+var purgeStepScript = newScript(prelude + `
 local now = split(ARGV[3])
 local hashes = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
 for _, h in ipairs(hashes) do
   local ek = P .. 'e:' .. h
   local ku = redis.call('HGET', ek, 'ku')
-  if not ku or before(split(ku), now) then
+  if not ku or not before(now, split(ku)) then
     redis.call('DEL', ek)
     redis.call('ZREM', KEYS[1], h)
   end

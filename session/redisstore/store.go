@@ -21,7 +21,7 @@ import (
 // WithKeyPrefix sets another.
 const DefaultKeyPrefix = "sg:"
 
-// DefaultGrace is how long Redis keeps a record after its deadline, unless
+// DefaultGrace is how long Redis keeps a record after its expiry, unless
 // WithGrace sets another: one hour.
 const DefaultGrace = time.Hour
 
@@ -45,8 +45,8 @@ func WithKeyPrefix(prefix string) Option {
 	return func(c *config) { c.prefix = prefix }
 }
 
-// WithGrace sets how long Redis keeps a session's record after its deadline
-// before dropping it by itself. The default is DefaultGrace, one hour.
+// WithGrace sets how long Redis keeps a session's record after its expiry
+// (Record.Expires.At) before dropping it by itself. The default is DefaultGrace, one hour.
 //
 // Within the grace the Manager's sweeper (or the next request) finds the
 // expired record and ends it, with its "idle" or "absolute" end event; a
@@ -54,7 +54,7 @@ func WithKeyPrefix(prefix string) Option {
 // Ended. So the grace should cover the longest time all instances could go
 // without sweeping, plus any difference between the clocks of the
 // application servers and of Redis. A long grace costs nothing while the
-// sweeper runs, since it ends records as soon as their deadlines pass.
+// sweeper runs, since it ends records as soon as they expire.
 func WithGrace(d time.Duration) Option {
 	return func(c *config) { c.grace = d }
 }
@@ -76,11 +76,15 @@ type Store struct {
 	grace  time.Duration
 	// graceMs is grace in whole milliseconds, rounded up, as the scripts
 	// take it.
-	graceMs      int64
-	deadlinesKey string
-	endedKey     string
-	closed       atomic.Bool
-	gets         *batch.Batcher[session.TokenHash, session.Record]
+	graceMs   int64
+	expiryKey string
+	endedKey  string
+	closed    atomic.Bool
+	gets      *batch.Batcher[session.TokenHash, session.Record]
+	// beforeIndexWrites, if set, runs in a Cluster sweep between the
+	// scripts that read the records and the writes to the expiry index,
+	// for tests to interleave calls there.
+	beforeIndexWrites func()
 }
 
 // New returns a Store on a client the caller made and shares with other
@@ -115,14 +119,14 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	}
 	_, single := client.(*redis.Client)
 	s := &Store{
-		c:            client,
-		atomic:       single,
-		mode:         "0",
-		prefix:       cfg.prefix,
-		grace:        cfg.grace,
-		graceMs:      msCeil(int64(cfg.grace)),
-		deadlinesKey: cfg.prefix + "deadlines",
-		endedKey:     cfg.prefix + "ended",
+		c:         client,
+		atomic:    single,
+		mode:      "0",
+		prefix:    cfg.prefix,
+		grace:     cfg.grace,
+		graceMs:   msCeil(int64(cfg.grace)),
+		expiryKey: cfg.prefix + "deadlines", // its name from before records kept their expiry
+		endedKey:  cfg.prefix + "ended",
 	}
 	if single {
 		s.mode = "1"
@@ -140,14 +144,14 @@ func (s *Store) Close() error {
 	return s.c.Close()
 }
 
-// Count returns the number of entries of the deadline index, one per
+// Count returns the number of entries of the expiry index, one per
 // record not yet swept (session.CountingStore): one ZCARD, whatever the
 // number of sessions.
 func (s *Store) Count(ctx context.Context) (int, error) {
 	if s.closed.Load() {
 		return 0, errClosed
 	}
-	n, err := s.c.ZCard(ctx, s.deadlinesKey).Result()
+	n, err := s.c.ZCard(ctx, s.expiryKey).Result()
 	return int(n), wrap("count", err)
 }
 
@@ -215,25 +219,24 @@ func (s *Store) keysFor(ctx context.Context, id string) (keys []string, ref stri
 }
 
 // Create stores rec, or returns an error wrapping session.ErrConflict if its
-// ID or token hash is taken. It makes the record expire DefaultGrace (or the
-// WithGrace duration) after its deadline.
+// ID or token hash is taken. Its keys expire DefaultGrace (or the WithGrace
+// duration) after rec.Expires.At.
 func (s *Store) Create(ctx context.Context, rec session.Record) error {
 	if s.closed.Load() {
 		return errClosed
 	}
-	fields, deadline, absolute, err := recordFields(rec)
+	fields, expires, err := recordFields(rec)
 	if err != nil {
 		return err
 	}
 	tag := userTag(rec.UserID)
 	ref := tag + ":s:" + rec.ID
 	idKey, tokenKey := s.idKey(rec.ID), s.tokenKey(rec.TokenHash.String())
-	ptrExp := msCeil(absolute) + s.graceMs
-	args := append([]any{s.prefix, s.mode, rec.ID, ref,
-		msCeil(deadline) + s.graceMs, ptrExp, msFloor(deadline)}, fields...)
+	keyExp := msCeil(expires) + s.graceMs
+	args := append([]any{s.prefix, s.mode, rec.ID, ref, keyExp, msFloor(expires)}, fields...)
 	keys := s.recordKeys(ref, tag)
 	if s.atomic {
-		n, err := s.run(ctx, createScript, true, append(keys, idKey, tokenKey, s.deadlinesKey), args...).Int()
+		n, err := s.run(ctx, createScript, true, append(keys, idKey, tokenKey, s.expiryKey), args...).Int()
 		if err != nil {
 			return wrap("create", err)
 		}
@@ -244,13 +247,13 @@ func (s *Store) Create(ctx context.Context, rec session.Record) error {
 	}
 
 	// Cluster: claim the two pointers (each in its own slot), then write the
-	// record, then enter it in the global deadline index. A failure between
+	// record, then enter it in the global expiry index. A failure between
 	// steps leaves pointers to nothing, which expire by themselves, or a
-	// record the deadline index misses, which Redis drops at its expiry.
+	// record the expiry index misses, which Redis drops at its expiry.
 	pipe := s.c.Pipeline()
 	claims := []*redis.Cmd{
-		once(pipe, ctx, "SET", idKey, ref, "NX", "PXAT", ptrExp),
-		once(pipe, ctx, "SET", tokenKey, ref, "NX", "PXAT", ptrExp),
+		once(pipe, ctx, "SET", idKey, ref, "NX", "PXAT", keyExp),
+		once(pipe, ctx, "SET", tokenKey, ref, "NX", "PXAT", keyExp),
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command
 	var taken []string
@@ -278,7 +281,7 @@ func (s *Store) Create(ctx context.Context, rec session.Record) error {
 		s.release(ctx, taken)
 		return fmt.Errorf("redisstore: create: %w", session.ErrConflict)
 	}
-	return wrap("create", s.c.ZAdd(ctx, s.deadlinesKey, redis.Z{Score: float64(msFloor(deadline)), Member: ref}).Err())
+	return wrap("create", s.c.ZAdd(ctx, s.expiryKey, redis.Z{Score: float64(msFloor(expires)), Member: ref}).Err())
 }
 
 // release deletes pointers a failed Create claimed, best effort: they would
@@ -397,27 +400,81 @@ func readRecord(m map[string]string, h session.TokenHash) (session.Record, error
 	return rec, nil
 }
 
-// Touch moves the record's LastActivity forward to at (never back), and its
-// deadline and expiry with it. It returns session.ErrNotFound if the record
-// is gone or its deadline is not after at.
-func (s *Store) Touch(ctx context.Context, id string, at time.Time) error {
+// Touch records activity at at: LastActivity moves forward to at (never
+// back), and Expires to exp if exp is later, with the keys' expiry. It
+// returns session.ErrNotFound if the record is gone or expired at or before
+// at.
+func (s *Store) Touch(ctx context.Context, id string, at time.Time, exp session.Expiry) error {
 	if s.closed.Load() {
 		return errClosed
 	}
-	n, err := session.UnixNanos("touch time", at)
-	if err != nil {
+	atNs, err1 := session.UnixNanos("touch time", at)
+	expNs, reason, err2 := expiryArgs(exp)
+	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
 	keys, _, err := s.keysFor(ctx, id)
 	if err != nil {
 		return wrapNotFound("touch", err)
 	}
-	ok, err := s.run(ctx, touchScript, false, keys, s.prefix, s.mode, id, itoa(n), s.graceMs).Int()
-	return found("touch", ok, err)
+	for upgraded := false; ; upgraded = true {
+		res, err := s.run(ctx, touchScript, false, keys, s.prefix, s.mode, id, itoa(atNs), itoa(expNs), reason, s.graceMs).Slice()
+		if err != nil {
+			return wrap("touch", err)
+		}
+		switch code, _ := res[0].(int64); {
+		case code == 0:
+			return session.ErrNotFound
+		case code == 2 && len(res) == 3 && !s.atomic:
+			// The pointers are in other slots: they follow the record's
+			// expiry here, only ever later, since two touches may arrive
+			// in either order.
+			hash, _ := res[1].(string)
+			keyExp, _ := res[2].(int64)
+			pipe := s.c.Pipeline()
+			pipe.Do(ctx, "PEXPIREAT", s.idKey(id), keyExp, "GT")
+			pipe.Do(ctx, "PEXPIREAT", s.tokenKey(hash), keyExp, "GT")
+			_, err := pipe.Exec(ctx)
+			return wrap("touch", err)
+		case code == 3 && len(res) == 2 && !upgraded:
+			rk, _ := res[1].(string)
+			if err := s.upgrade(ctx, rk); err != nil {
+				return err
+			}
+			continue
+		case code == 1 || code == 2:
+			return nil
+		}
+		return fmt.Errorf("redisstore: touch: unexpected reply %v", res)
+	}
 }
 
-// SaveData replaces the record's data, or returns session.ErrNotFound.
-func (s *Store) SaveData(ctx context.Context, id string, data map[string]string) error {
+// upgrade gives the record at key rk, written before records kept their
+// expiry, the expiry its old fields say (see legacyExpiry). It is done once
+// per record, by the first Touch or sweep that meets it.
+func (s *Store) upgrade(ctx context.Context, rk string) error {
+	m, err := s.c.HGetAll(ctx, rk).Result()
+	if err != nil || len(m) == 0 {
+		return wrap("upgrading a record", err)
+	}
+	if _, ok := m[fieldExpires]; ok {
+		return nil
+	}
+	rec, err := parseRecord(m)
+	if err != nil {
+		return err
+	}
+	exp, reason, err := expiryArgs(rec.Expires)
+	if err != nil {
+		return err
+	}
+	return wrap("upgrading a record", s.run(ctx, upgradeScript, false, []string{rk}, s.prefix, s.mode, m[fieldLast], itoa(exp), reason).Err())
+}
+
+// SaveData replaces the record's data with data if it is still old. It
+// returns session.ErrStale if the stored data differs from old, and
+// session.ErrNotFound if the record is gone.
+func (s *Store) SaveData(ctx context.Context, id string, old, data map[string]string) error {
 	if s.closed.Load() {
 		return errClosed
 	}
@@ -425,24 +482,28 @@ func (s *Store) SaveData(ctx context.Context, id string, data map[string]string)
 	if err != nil {
 		return wrapNotFound("save data", err)
 	}
-	ok, err := s.run(ctx, saveDataScript, false, keys, s.prefix, s.mode, encodeData(data)).Int()
-	return found("save data", ok, err)
+	n, err := s.run(ctx, saveDataScript, false, keys, s.prefix, s.mode, encodeData(old), encodeData(data)).Int()
+	if err == nil && n == 2 {
+		return session.ErrStale
+	}
+	return found("save data", n, err)
 }
 
-// Renew gives the record id the token hash new, if its hash is still old, and
-// sets its AuthenticatedAt and LastActivity (and so its deadline and expiry).
-// Otherwise it returns session.ErrNotFound. If new is another record's hash
-// it returns an error wrapping session.ErrConflict.
-func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash, authenticatedAt, lastActivity time.Time) error {
+// Renew gives the record id the token hash new, if its hash is still old,
+// and the times and expiry of r. Otherwise it returns session.ErrNotFound.
+// If new is another record's hash it returns an error wrapping
+// session.ErrConflict.
+func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash, r session.Renewal) error {
 	if s.closed.Load() {
 		return errClosed
 	}
 	if old == new {
 		return errors.New("redisstore: renew: the new token hash equals the old one")
 	}
-	auth, err1 := session.UnixNanos("AuthenticatedAt", authenticatedAt)
-	last, err2 := session.UnixNanos("LastActivity", lastActivity)
-	if err := errors.Join(err1, err2); err != nil {
+	auth, err1 := session.UnixNanos("AuthenticatedAt", r.AuthenticatedAt)
+	last, err2 := session.UnixNanos("LastActivity", r.LastActivity)
+	exp, reason, err3 := expiryArgs(r.Expires)
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return err
 	}
 	keys, ref, err := s.keysFor(ctx, id)
@@ -450,13 +511,13 @@ func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash
 		return wrapNotFound("renew", err)
 	}
 	oldHash, newHash := old.String(), new.String()
-	args := []any{s.prefix, s.mode, id, oldHash, newHash, itoa(auth), itoa(last), s.graceMs}
+	args := []any{s.prefix, s.mode, id, oldHash, newHash, itoa(auth), itoa(last), itoa(exp), reason, s.graceMs}
 	if s.atomic {
-		res, err := s.run(ctx, renewScript, true, keys, args...).Int64Slice()
+		res, err := s.run(ctx, renewScript, true, keys, args...).Slice()
 		if err != nil {
 			return wrap("renew", err)
 		}
-		switch res[0] {
+		switch code, _ := res[0].(int64); code {
 		case 1:
 			return nil
 		case 2:
@@ -476,23 +537,31 @@ func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash
 	if err != nil {
 		return wrap("renew", err)
 	}
-	res, err := s.run(ctx, renewScript, true, keys, args...).Int64Slice()
+	res, err := s.run(ctx, renewScript, true, keys, args...).Slice()
 	if err != nil {
 		return wrap("renew", err)
 	}
-	if res[0] != 1 || len(res) != 3 {
+	if code, _ := res[0].(int64); code != 1 || len(res) != 5 {
 		s.c.Del(ctx, newKey)
 		return session.ErrNotFound
 	}
+	score, _ := res[1].(int64)
+	keyExp, _ := res[2].(int64)
+	oldVer, _ := res[3].(string)
+	newVer, _ := res[4].(string)
 	// The renewal has happened; what follows only tidies up and is not
 	// reported. Should it fail, the new pointer expires after the grace (the
-	// user signs in again), the old one at its own time, and EndExpired
-	// corrects the deadline index.
+	// user signs in again), the old one at its own time, and the sweep
+	// restores the expiry index entry when it meets the old one. The entry
+	// changes member with the record's version: a sweep that read the
+	// record before the renewal can then only re-score the old member,
+	// which this removes, never hide the new score.
 	pipe := s.c.Pipeline()
-	pipe.Do(ctx, "PEXPIREAT", newKey, res[2])
-	pipe.Do(ctx, "PEXPIREAT", s.idKey(id), res[2])
+	pipe.Do(ctx, "PEXPIREAT", newKey, keyExp)
+	pipe.Do(ctx, "PEXPIREAT", s.idKey(id), keyExp)
 	pipe.Del(ctx, s.tokenKey(oldHash))
-	pipe.Do(ctx, "ZADD", s.deadlinesKey, "XX", "LT", res[1], ref)
+	pipe.ZRem(ctx, s.expiryKey, indexMember(ref, oldVer))
+	pipe.ZAdd(ctx, s.expiryKey, redis.Z{Score: float64(score), Member: indexMember(ref, newVer)})
 	_, _ = pipe.Exec(ctx)
 	return nil
 }
@@ -512,7 +581,7 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (session.R
 	if err := errors.Join(err1, err2); err != nil {
 		return session.Record{}, err
 	}
-	keys, _, err := s.keysFor(ctx, id)
+	keys, ref, err := s.keysFor(ctx, id)
 	if err != nil {
 		return session.Record{}, wrapNotFound("end", err)
 	}
@@ -537,33 +606,32 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (session.R
 		// are bookkeeping in other slots, not reported if they fail: the
 		// pointers then expire by themselves, and only Ended's answer is
 		// lost.
-		_ = s.keepEndings(ctx, []session.Ended{{Record: rec, Ending: e}})
+		_ = s.keepEndings(ctx, []ending{{Ended: session.Ended{Record: rec, Ending: e}, member: indexMember(ref, m[fieldVersion])}})
 	}
 	return rec, nil
 }
 
-// keepEndings writes the ended-token records of sessions just ended, and
-// removes their pointers and deadline index entries, sweepChunk sessions per
-// round trip: on one server each round trip is a transaction, which holds
-// the server for its whole run as a script does, and the six commands per
-// session of a whole sweep batch (500 sessions, 3,000 commands) made other
-// clients wait for it.
-func (s *Store) keepEndings(ctx context.Context, ended []session.Ended) error {
+// ending is a record just ended, with its expiry index member.
+type ending struct {
+	session.Ended
+	member string
+}
+
+// keepEndings writes the ended-token records of sessions just ended on a
+// Cluster, and removes their pointers and expiry index entries, in
+// pipelines of sweepStep sessions: Redis runs a pipeline's commands as
+// they arrive, letting other clients' commands in between.
+func (s *Store) keepEndings(ctx context.Context, ended []ending) error {
 	var errs []error
-	for chunk := range slices.Chunk(ended, sweepChunk) {
+	for chunk := range slices.Chunk(ended, sweepStep) {
 		errs = append(errs, s.keepEndingsOnce(ctx, chunk))
 	}
 	return errors.Join(errs...)
 }
 
 // keepEndingsOnce is one round trip of keepEndings.
-func (s *Store) keepEndingsOnce(ctx context.Context, ended []session.Ended) error {
-	var pipe redis.Pipeliner
-	if s.atomic {
-		pipe = s.c.TxPipeline() // all or nothing, on one server
-	} else {
-		pipe = s.c.Pipeline()
-	}
+func (s *Store) keepEndingsOnce(ctx context.Context, ended []ending) error {
+	pipe := s.c.Pipeline()
 	for _, e := range ended {
 		hash := e.TokenHash.String()
 		at, err1 := session.UnixNanos("expiry", e.At)
@@ -574,7 +642,7 @@ func (s *Store) keepEndingsOnce(ctx context.Context, ended []session.Ended) erro
 		// One DEL per key: on a Cluster they are in different slots.
 		pipe.Del(ctx, s.tokenKey(hash))
 		pipe.Del(ctx, s.idKey(e.ID))
-		pipe.ZRem(ctx, s.deadlinesKey, recordRef(e.UserID, e.ID))
+		pipe.ZRem(ctx, s.expiryKey, e.member)
 		ek := s.endingKey(hash)
 		pipe.HSet(ctx, ek, "r", string(e.Reason), "at", itoa(at), "ku", itoa(keep))
 		pipe.Do(ctx, "PEXPIREAT", ek, msCeil(keep))
@@ -584,17 +652,22 @@ func (s *Store) keepEndingsOnce(ctx context.Context, ended []session.Ended) erro
 	return wrap("keeping ended-token records", err)
 }
 
-// EndExpired ends up to limit records whose deadline is at or before now,
-// keeping their ended-token records until keep after their expiry, and
-// deletes up to limit ended-token records whose KeepUntil is before now.
-// Records are found through the global deadline index and each is ended by
-// a script that first checks it still exists, so any number of processes may
-// sweep at once and each record ends once. limit must be positive and keep
-// not negative.
+// EndExpired ends up to limit records whose expiry is at or before now,
+// each with the reason of its expiry, keeping their ended-token records
+// until keep after their expiry, and deletes up to limit ended-token
+// records whose KeepUntil is at or before now. Records are found through
+// the global expiry index and each is ended by a script that first checks
+// it still exists and has expired, so any number of processes may sweep at
+// once and each record ends once. limit must be positive and keep not
+// negative.
 //
-// If writing the ended-token records fails after records have ended,
-// EndExpired returns those records and the error, so that their end events
-// are still sent.
+// The work is done in steps of sweepStep sessions, each one short script
+// (one server) or pipeline of short scripts (Cluster): Redis runs one
+// script at a time, and requests wait for the one running.
+//
+// If writing the ended-token records fails after records have ended (on a
+// Cluster), EndExpired returns those records and the error, so that their
+// end events are still sent.
 func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]session.Ended, error) {
 	if s.closed.Load() {
 		return nil, errClosed
@@ -609,133 +682,147 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	if err != nil {
 		return nil, err
 	}
-	var recs []session.Record
+	var ended []session.Ended
 	if s.atomic {
-		recs, err = s.expireAtomic(ctx, nowNs, keep, limit)
+		ended, err = s.sweepAtomic(ctx, nowNs, keep, limit)
 	} else {
-		recs, err = s.expireCluster(ctx, nowNs, limit)
-	}
-
-	ended := make([]session.Ended, 0, len(recs))
-	for _, rec := range recs {
-		reason, at := rec.Expiry()
-		keepUntil := at.Add(keep)
-		if session.MaxStoreTime.Sub(at) < keep {
-			keepUntil = session.MaxStoreTime // "keep for ever" must not wrap around
-		}
-		ended = append(ended, session.Ended{Record: rec,
-			Ending: session.Ending{Reason: reason, At: at, KeepUntil: keepUntil}})
+		ended, err = s.sweepCluster(ctx, nowNs, keep, limit)
 	}
 	slices.SortFunc(ended, func(a, b session.Ended) int {
 		return cmp.Or(a.At.Compare(b.At), strings.Compare(a.ID, b.ID))
 	})
-	err = errors.Join(err, s.keepEndings(ctx, ended), s.purgeEndings(ctx, nowNs, limit))
-	return ended, err
+	return ended, errors.Join(err, s.purgeEndings(ctx, nowNs, limit))
 }
 
-// sweepChunk is the most records one sweep script ends. A script holds the
-// server for its whole run, and other clients' calls wait: 100 records take
-// a few milliseconds, where the Manager's default batch of 500 in one script
-// took 13 ms on a small machine.
-const sweepChunk = 100
+// sweepStep is the most sessions one step of a sweep visits: one script on
+// one server, which holds Redis while it runs (some 20 µs a session), or
+// one pipeline of scripts on a Cluster.
+const sweepStep = 8
 
-// expireAtomic is EndExpired's search and end on one server: scripts of up
-// to sweepChunk records each, until limit records have ended or a script
-// finds fewer than it could end.
-func (s *Store) expireAtomic(ctx context.Context, nowNs int64, keep time.Duration, limit int) ([]session.Record, error) {
-	// The script keeps the ended-token records itself, unless keeping
-	// them "for ever" would need EndExpired's clamp to the largest time.
-	keepArg := ""
-	if keep < 100*365*24*time.Hour {
-		keepArg = strconv.FormatInt(int64(keep), 10)
+// endedOf is the ended record of a record EndExpired ended: its expiry's
+// reason and instant, kept until keep after it.
+func endedOf(rec session.Record, keep time.Duration) session.Ended {
+	at := rec.Expires.At
+	keepUntil := at.Add(keep)
+	if session.MaxStoreTime.Sub(at) < keep {
+		keepUntil = session.MaxStoreTime // "keep for ever" must not wrap around
 	}
-	var recs []session.Record
+	return session.Ended{Record: rec, Ending: session.Ending{Reason: rec.Expires.Reason, At: at, KeepUntil: keepUntil}}
+}
+
+// sweepAtomic is EndExpired's search and end on one server: one short
+// script per step, each ending what it visits with its bookkeeping, until
+// limit records have ended or the expired entries run out.
+func (s *Store) sweepAtomic(ctx context.Context, nowNs int64, keep time.Duration, limit int) ([]session.Ended, error) {
+	var ended []session.Ended
 	var errs []error
-	for len(recs) < limit {
-		chunk := min(limit-len(recs), sweepChunk)
-		reply, err := s.run(ctx, expireBatchScript, true, []string{s.deadlinesKey},
-			s.prefix, s.mode, itoa(nowNs), msFloor(nowNs), chunk, keepArg).Slice()
+	skip := int64(0)
+	upgraded := false
+	for len(ended) < limit {
+		step := min(limit-len(ended), sweepStep)
+		res, err := s.run(ctx, sweepStepScript, true, []string{s.expiryKey},
+			s.prefix, s.mode, itoa(nowNs), msFloor(nowNs), step, skip, itoa(int64(keep))).Slice()
+		if err == nil && len(res) != 4 {
+			err = fmt.Errorf("unexpected reply %v", res)
+		}
 		if err != nil {
 			errs = append(errs, wrap("end expired", err))
 			break
 		}
-		for _, r := range reply {
+		recs, _ := res[0].([]any)
+		visited, _ := res[1].(int64)
+		stayed, _ := res[2].(int64)
+		legacy, _ := res[3].([]any)
+		for _, r := range recs {
 			rec, err := parseReply(r)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			recs = append(recs, rec)
+			ended = append(ended, endedOf(rec, keep))
 		}
-		if len(reply) < chunk {
+		for _, rk := range legacy {
+			k, _ := rk.(string)
+			if err := s.upgrade(ctx, k); err != nil {
+				return ended, errors.Join(append(errs, err)...)
+			}
+		}
+		skip += stayed
+		// Upgraded records are visited again, once, by the next step.
+		if visited < int64(step) && (len(legacy) == 0 || upgraded) {
 			break
 		}
+		upgraded = upgraded || len(legacy) > 0
 	}
-	return recs, errors.Join(errs...)
+	return ended, errors.Join(errs...)
 }
 
-// expireCluster is EndExpired's search on a Cluster: the index is read here
-// and each candidate is ended by its own script in its user's slot, the
-// scripts of a batch sent together.
-func (s *Store) expireCluster(ctx context.Context, nowNs int64, limit int) ([]session.Record, error) {
+// sweepCluster is EndExpired's search and end on a Cluster: the index is
+// read here and each candidate is ended by its own script in its user's
+// slot, sweepStep scripts to a pipeline.
+func (s *Store) sweepCluster(ctx context.Context, nowNs int64, keep time.Duration, limit int) ([]session.Ended, error) {
 	nowMs := msFloor(nowNs)
-	var recs []session.Record
+	var ended []ending
 	// First the entries scored before now's millisecond: each is ended,
-	// dropped or re-scored to at least nowMs, so every batch makes progress.
-	for len(recs) < limit {
-		want := limit - len(recs)
-		refs, err := s.c.ZRangeByScore(ctx, s.deadlinesKey, &redis.ZRangeBy{
-			Min: "-inf", Max: "(" + strconv.FormatInt(nowMs, 10), Count: int64(want)}).Result()
-		if err != nil {
-			return recs, wrap("end expired", err)
-		}
-		if _, err := s.expireRefs(ctx, refs, nowNs, nowMs, &recs); err != nil {
-			return recs, err
-		}
-		if len(refs) < want {
-			break
-		}
-	}
+	// dropped or re-scored to at least nowMs, so every step makes progress.
 	// Then those of now's own millisecond, which may not have expired yet
 	// and then stay, in order, ahead of the ones not yet visited.
-	skip := int64(0)
-	for len(recs) < limit {
-		want := limit - len(recs)
-		ms := strconv.FormatInt(nowMs, 10)
-		refs, err := s.c.ZRangeByScore(ctx, s.deadlinesKey, &redis.ZRangeBy{
-			Min: ms, Max: ms, Offset: skip, Count: int64(want)}).Result()
-		if err != nil {
-			return recs, wrap("end expired", err)
+	ms := strconv.FormatInt(nowMs, 10)
+	var err error
+	upgraded := false
+	for _, band := range []*redis.ZRangeBy{{Min: "-inf", Max: "(" + ms}, {Min: ms, Max: ms}} {
+		for len(ended) < limit {
+			step := min(limit-len(ended), sweepStep)
+			band.Count = int64(step)
+			var members []string
+			members, err = s.c.ZRangeByScore(ctx, s.expiryKey, band).Result()
+			if err != nil {
+				err = wrap("end expired", err)
+				break
+			}
+			var stayed, legacy int
+			stayed, legacy, err = s.expireMembers(ctx, members, nowNs, nowMs, keep, &ended)
+			if err != nil {
+				break
+			}
+			band.Offset += int64(stayed)
+			// Upgraded records are visited again, once, by the next step.
+			if len(members) < step && (legacy == 0 || upgraded) {
+				break
+			}
+			upgraded = upgraded || legacy > 0
 		}
-		stayed, err := s.expireRefs(ctx, refs, nowNs, nowMs, &recs)
 		if err != nil {
-			return recs, err
-		}
-		skip += int64(stayed)
-		if len(refs) < want {
 			break
 		}
 	}
-	return recs, nil
+	out := make([]session.Ended, len(ended))
+	for i, e := range ended {
+		out[i] = e.Ended
+	}
+	return out, errors.Join(err, s.keepEndings(ctx, ended))
 }
 
-// expireRefs runs the expiry script on each record of refs, appends the
-// records it ended to recs, and updates the deadline index: entries of ended
-// and vanished records are removed, stale scores corrected. It returns how
-// many entries stayed at score nowMs.
-func (s *Store) expireRefs(ctx context.Context, refs []string, nowNs, nowMs int64, recs *[]session.Record) (stayed int, err error) {
-	calls := make([]scriptCall, 0, len(refs))
-	var valid []string
+// expireMembers runs the expiry script on the record of each index member,
+// appends the records it ended to ended, and updates the expiry index:
+// entries of ended and vanished records are removed, scores that were only
+// lower bounds corrected, records without a stored expiry upgraded. It
+// returns how many entries stayed at score nowMs, and how many records it
+// upgraded.
+func (s *Store) expireMembers(ctx context.Context, members []string, nowNs, nowMs int64, keep time.Duration, ended *[]ending) (stayed, upgraded int, err error) {
+	calls := make([]scriptCall, 0, len(members))
+	var valid, refs []string
 	index := s.c.Pipeline()
-	for _, ref := range refs {
+	for _, m := range members {
+		ref, ver := splitMember(m)
 		tag, ok := tagOf(ref)
 		if !ok {
-			index.ZRem(ctx, s.deadlinesKey, ref)
+			index.ZRem(ctx, s.expiryKey, m)
 			continue
 		}
 		id := ref[len(tag)+len(":s:"):]
-		valid = append(valid, ref)
-		calls = append(calls, scriptCall{keys: s.recordKeys(ref, tag), args: []any{s.prefix, s.mode, id, itoa(nowNs)}})
+		valid, refs = append(valid, m), append(refs, ref)
+		calls = append(calls, scriptCall{keys: s.recordKeys(ref, tag), args: []any{s.prefix, s.mode, id, ver, itoa(nowNs)}})
 	}
 	var errs []error
 	for i, cmd := range s.runAll(ctx, expireScript, true, calls) {
@@ -749,71 +836,98 @@ func (s *Store) expireRefs(ctx context.Context, refs []string, nowNs, nowMs int6
 			rec, perr := parseReply(res[1])
 			if perr != nil {
 				errs = append(errs, perr)
-			} else {
-				*recs = append(*recs, rec)
+				continue
 			}
-			index.ZRem(ctx, s.deadlinesKey, valid[i])
+			*ended = append(*ended, ending{Ended: endedOf(rec, keep), member: valid[i]})
 		case code == 2 && len(res) == 2:
 			score, _ := res[1].(int64)
-			index.ZAddXX(ctx, s.deadlinesKey, redis.Z{Score: float64(score), Member: valid[i]})
+			// XX: should a renewal have removed this member meanwhile, it
+			// stays removed.
+			index.ZAddXX(ctx, s.expiryKey, redis.Z{Score: float64(score), Member: valid[i]})
 			if score <= nowMs {
 				stayed++
 			}
+		case code == 4 && len(res) == 3:
+			score, _ := res[1].(int64)
+			ver, _ := res[2].(string)
+			index.ZRem(ctx, s.expiryKey, valid[i])
+			index.ZAddNX(ctx, s.expiryKey, redis.Z{Score: float64(score), Member: indexMember(refs[i], ver)})
+		case code == 3:
+			tag, _ := tagOf(refs[i])
+			if uerr := s.upgrade(ctx, s.recordKeys(refs[i], tag)[0]); uerr != nil {
+				errs = append(errs, uerr)
+			}
+			upgraded++
 		default:
-			index.ZRem(ctx, s.deadlinesKey, valid[i])
+			index.ZRem(ctx, s.expiryKey, valid[i])
 		}
+	}
+	if s.beforeIndexWrites != nil {
+		s.beforeIndexWrites()
 	}
 	if index.Len() > 0 {
 		if _, err := index.Exec(ctx); err != nil {
 			errs = append(errs, wrap("end expired", err))
 		}
 	}
-	return stayed, errors.Join(errs...)
+	return stayed, upgraded, errors.Join(errs...)
 }
 
 // purgeEndings deletes up to limit ended-token records whose KeepUntil is
-// before now. Redis would drop them at KeepUntil by itself; this makes the
-// store follow the caller's clock, as the contract asks.
+// at or before now. Redis would drop them at KeepUntil by itself; this makes
+// the store follow the caller's clock, as the contract asks.
 func (s *Store) purgeEndings(ctx context.Context, nowNs int64, limit int) error {
 	nowMs := msFloor(nowNs)
 	if s.atomic {
-		// In scripts of sweepChunk records at most, for the reason of
-		// sweepChunk.
 		for done := 0; done < limit; {
-			chunk := min(limit-done, sweepChunk)
-			n, err := s.run(ctx, purgeBatchScript, false, []string{s.endedKey},
-				s.prefix, s.mode, itoa(nowNs), nowMs, chunk).Int()
-			if err != nil || n < chunk {
+			step := min(limit-done, purgeStep)
+			n, err := s.run(ctx, purgeStepScript, false, []string{s.endedKey},
+				s.prefix, s.mode, itoa(nowNs), nowMs, step).Int()
+			if err != nil || n < step {
 				return wrap("purging ended-token records", err)
 			}
 			done += n
 		}
 		return nil
 	}
-	hashes, err := s.c.ZRangeByScore(ctx, s.endedKey, &redis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(nowMs, 10), Count: int64(limit)}).Result()
-	if err != nil || len(hashes) == 0 {
-		return wrap("purging ended-token records", err)
-	}
-	calls := make([]scriptCall, len(hashes))
-	for i, h := range hashes {
-		calls[i] = scriptCall{keys: []string{s.endingKey(h)}, args: []any{s.prefix, s.mode, itoa(nowNs)}}
-	}
-	var gone []any
 	var errs []error
-	for i, cmd := range s.runAll(ctx, purgeScript, false, calls) {
-		n, err := cmd.Int()
+	// Records whose KeepUntil is in now's millisecond but after now stay,
+	// ahead of the ones not yet visited: skip counts them.
+	for done, skip := 0, 0; done < limit; {
+		step := min(limit-done, purgeStep)
+		hashes, err := s.c.ZRangeByScore(ctx, s.endedKey, &redis.ZRangeBy{
+			Min: "-inf", Max: strconv.FormatInt(nowMs, 10), Offset: int64(skip), Count: int64(step)}).Result()
 		if err != nil {
 			errs = append(errs, err)
-		} else if n == 1 {
-			gone = append(gone, hashes[i])
+			break
 		}
-	}
-	if len(gone) > 0 {
-		errs = append(errs, s.c.ZRem(ctx, s.endedKey, gone...).Err())
+		calls := make([]scriptCall, len(hashes))
+		for i, h := range hashes {
+			calls[i] = scriptCall{keys: []string{s.endingKey(h)}, args: []any{s.prefix, s.mode, itoa(nowNs)}}
+		}
+		var gone []any
+		for i, cmd := range s.runAll(ctx, purgeScript, false, calls) {
+			n, err := cmd.Int()
+			if err != nil {
+				errs = append(errs, err)
+			} else if n == 1 {
+				gone = append(gone, hashes[i])
+			}
+		}
+		if len(gone) > 0 {
+			errs = append(errs, s.c.ZRem(ctx, s.endedKey, gone...).Err())
+		}
+		skip += len(hashes) - len(gone)
+		done += len(hashes)
+		if len(hashes) < step {
+			break
+		}
 	}
 	return wrap("purging ended-token records", errors.Join(errs...))
 }
+
+// purgeStep is the most ended-token records one step of the purge visits.
+const purgeStep = 32
 
 // Ended returns why the token with hash h stopped working, or
 // session.ErrNotFound if no ending is kept for it.
@@ -841,12 +955,12 @@ func (s *Store) Ended(ctx context.Context, h session.TokenHash) (session.Ending,
 
 // List returns the records of userID, or of every user if userID is empty,
 // oldest first (by CreatedAt, then ID), at most limit of them (limit <= 0: no
-// limit). Like Get, it returns records past their deadline that EndExpired
+// limit). Like Get, it returns records past their expiry that EndExpired
 // has not yet removed.
 //
 // A user's records are read in one round trip, by a script in the user's
 // slot. Every user's records (userID empty) are read by walking the global
-// deadline index in batches: that costs a round trip per 500 sessions, for
+// expiry index in batches: that costs a round trip per 500 sessions, for
 // administration pages, not for requests; and as sessions come and go during
 // the walk it is not a snapshot.
 func (s *Store) List(ctx context.Context, userID string, limit int) ([]session.Record, error) {
@@ -879,16 +993,17 @@ func (s *Store) listAll(ctx context.Context, limit int) ([]session.Record, error
 	var recs []session.Record
 	seen := make(map[string]bool)
 	for start := int64(0); ; start += listBatch {
-		refs, err := s.c.ZRange(ctx, s.deadlinesKey, start, start+listBatch-1).Result()
+		members, err := s.c.ZRange(ctx, s.expiryKey, start, start+listBatch-1).Result()
 		if err != nil {
 			return nil, wrap("list", err)
 		}
-		if len(refs) == 0 {
+		if len(members) == 0 {
 			break
 		}
 		pipe := s.c.Pipeline()
-		cmds := make([]*redis.MapStringStringCmd, len(refs))
-		for i, ref := range refs {
+		cmds := make([]*redis.MapStringStringCmd, len(members))
+		for i, m := range members {
+			ref, _ := splitMember(m)
 			cmds[i] = pipe.HGetAll(ctx, s.prefix+ref)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
@@ -903,14 +1018,15 @@ func (s *Store) listAll(ctx context.Context, limit int) ([]session.Record, error
 			if err != nil {
 				return nil, err
 			}
-			// An entry re-scored during the walk can be met twice.
+			// An entry re-scored during the walk, or a record with entries
+			// of two versions, can be met twice.
 			if !seen[rec.ID] {
 				seen[rec.ID] = true
 				recs = append(recs, rec)
 			}
 		}
 		recs = oldest(recs, limit)
-		if len(refs) < listBatch {
+		if len(members) < listBatch {
 			break
 		}
 	}

@@ -3,13 +3,11 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +25,38 @@ func eachForm(t *testing.T, f func(t *testing.T, fm form)) {
 			f(t, fm)
 		})
 	}
+}
+
+// expiryOf is the expiry the Manager gives a session of policy p
+// authenticated at auth and last active at last.
+func expiryOf(p session.Policy, auth, last time.Time) session.Expiry {
+	idle, abs := last.Add(p.IdleTimeout), auth.Add(p.AbsoluteTimeout)
+	if !abs.After(idle) {
+		return session.Expiry{At: abs, Reason: session.ReasonAbsolute}
+	}
+	return session.Expiry{At: idle, Reason: session.ReasonIdle}
+}
+
+// renewalAt is the Manager's renewal at at of a session of policy p.
+func renewalAt(p session.Policy, at time.Time) session.Renewal {
+	return session.Renewal{AuthenticatedAt: at, LastActivity: at, Expires: expiryOf(p, at, at)}
+}
+
+// touch records activity of rec at at as the Manager would, and returns
+// the record as the store now keeps it.
+func touch(t *testing.T, s *Store, rec session.Record, at time.Time) session.Record {
+	t.Helper()
+	exp := expiryOf(rec.Policy, rec.AuthenticatedAt, at)
+	if err := s.Touch(t.Context(), rec.ID, at, exp); err != nil {
+		t.Fatal(err)
+	}
+	if at.After(rec.LastActivity) {
+		rec.LastActivity = at
+	}
+	if exp.At.After(rec.Expires.At) {
+		rec.Expires = exp
+	}
+	return rec
 }
 
 // expireTime returns the Unix millisecond at which Redis drops key, or -1
@@ -52,7 +82,7 @@ func score(t *testing.T, c redis.UniversalClient, key, member string) (float64, 
 	return v, true
 }
 
-func TestExpiryFollowsTheDeadline(t *testing.T) {
+func TestKeysExpireAGraceAfterTheExpiry(t *testing.T) {
 	eachForm(t, func(t *testing.T, fm form) {
 		const grace = 90*time.Second + 1 // rounds up to the next millisecond
 		s, raw := newTestStore(t, fm, WithGrace(grace))
@@ -66,54 +96,55 @@ func TestExpiryFollowsTheDeadline(t *testing.T) {
 		ref := recordRef(rec.UserID, rec.ID)
 		rk, idx := s.prefix+ref, s.indexKey(userTag(rec.UserID))
 		graceMs := int64(90_001)
-		wantExpiry := func(deadline time.Time) int64 { return msCeil(deadline.UnixNano()) + graceMs }
 
-		check := func(when string, rec session.Record) {
+		check := func(when string, rec session.Record, member string) {
 			t.Helper()
-			want := wantExpiry(rec.Deadline())
+			want := msCeil(rec.Expires.At.UnixNano()) + graceMs
 			if got := expireTime(t, raw, rk); got != want {
-				t.Errorf("%s: the record expires at %d, want %d (deadline %s + grace, rounded up)", when, got, want, rec.Deadline())
+				t.Errorf("%s: the record expires at %d, want %d (expiry %s + grace, rounded up)", when, got, want, rec.Expires.At)
 			}
 			if got, _ := score(t, raw, idx, rec.ID); int64(got) != want {
-				t.Errorf("%s: the user index scores the record %d, want its expiry %d", when, int64(got), want)
+				t.Errorf("%s: the user index scores the record %d, want its keys' expiry %d", when, int64(got), want)
 			}
 			if got := expireTime(t, raw, idx); got != want {
 				t.Errorf("%s: the user index expires at %d, want %d, with its only record", when, got, want)
 			}
-			wantPtr := wantExpiry(rec.AbsoluteDeadline())
 			for _, k := range []string{s.tokenKey(rec.TokenHash.String()), s.idKey(rec.ID)} {
-				if got := expireTime(t, raw, k); got != wantPtr {
-					t.Errorf("%s: pointer %s expires at %d, want the absolute deadline + grace, %d", when, k, got, wantPtr)
+				if got := expireTime(t, raw, k); got != want {
+					t.Errorf("%s: pointer %s expires at %d, want the record's %d", when, k, got, want)
 				}
 			}
+			if got, ok := score(t, raw, s.expiryKey, member); !ok || int64(got) > msFloor(rec.Expires.At.UnixNano()) {
+				t.Errorf("%s: the expiry index scores %s %d (present %v), want at most the expiry rounded down, %d",
+					when, member, int64(got), ok, msFloor(rec.Expires.At.UnixNano()))
+			}
 		}
-		check("after Create", rec)
-		if got, _ := score(t, raw, s.deadlinesKey, ref); int64(got) != msFloor(rec.Deadline().UnixNano()) {
-			t.Errorf("the deadline index scores the record %d, want its deadline rounded down, %d", int64(got), msFloor(rec.Deadline().UnixNano()))
+		check("after Create", rec, ref)
+		if got, _ := score(t, raw, s.expiryKey, ref); int64(got) != msFloor(rec.Expires.At.UnixNano()) {
+			t.Errorf("the expiry index scores the record %d, want its expiry rounded down, %d", int64(got), msFloor(rec.Expires.At.UnixNano()))
 		}
 
-		at := now.Add(10*time.Minute + 1)
-		if err := s.Touch(ctx, rec.ID, at); err != nil {
-			t.Fatal(err)
-		}
-		rec.LastActivity = at
-		check("after Touch", rec)
-
-		if err := s.Touch(ctx, rec.ID, now.Add(time.Minute)); err != nil {
-			t.Fatal(err)
-		}
-		check("after a Touch older than the last", rec)
+		rec = touch(t, s, rec, now.Add(10*time.Minute+1))
+		check("after Touch", rec, ref)
+		rec = touch(t, s, rec, now.Add(time.Minute))
+		check("after a Touch older than the last", rec, ref)
 
 		renewed := rec
 		renewed.TokenHash = storetest.NewRecord("", now, p).TokenHash
-		renewed.AuthenticatedAt = now.Add(20 * time.Minute)
-		renewed.LastActivity = renewed.AuthenticatedAt
-		if err := s.Renew(ctx, rec.ID, rec.TokenHash, renewed.TokenHash, renewed.AuthenticatedAt, renewed.LastActivity); err != nil {
+		r := renewalAt(p, now.Add(20*time.Minute))
+		// An expiry earlier than the stored one: Renew writes what it is
+		// given, where Touch only moves it later.
+		r.Expires.At = now.Add(25 * time.Minute)
+		renewed.AuthenticatedAt, renewed.LastActivity, renewed.Expires = r.AuthenticatedAt, r.LastActivity, r.Expires
+		if err := s.Renew(ctx, rec.ID, rec.TokenHash, renewed.TokenHash, r); err != nil {
 			t.Fatal(err)
 		}
-		check("after Renew", renewed)
+		check("after Renew", renewed, indexMember(ref, "1"))
 		if got := expireTime(t, raw, s.tokenKey(rec.TokenHash.String())); got != -2 {
 			t.Errorf("the old token's pointer is still there after Renew (expiry %d)", got)
+		}
+		if _, ok := score(t, raw, s.expiryKey, ref); ok {
+			t.Error("the expiry index still holds the member of the record before its renewal")
 		}
 
 		e := session.Ending{Reason: session.ReasonLogout, At: now, KeepUntil: now.Add(24*time.Hour + 1)}
@@ -122,6 +153,9 @@ func TestExpiryFollowsTheDeadline(t *testing.T) {
 		}
 		if got, want := expireTime(t, raw, s.endingKey(renewed.TokenHash.String())), msCeil(e.KeepUntil.UnixNano()); got != want {
 			t.Errorf("the ended-token record expires at %d, want KeepUntil rounded up, %d", got, want)
+		}
+		if n := raw.ZCard(ctx, s.expiryKey).Val(); n != 0 {
+			t.Errorf("the expiry index holds %d entries after End, want 0", n)
 		}
 	})
 }
@@ -159,10 +193,11 @@ func TestARecordRedisDroppedIsGone(t *testing.T) {
 			t.Errorf("Get of a dropped record: %v, want ErrNotFound", err)
 		}
 		at := now.Add(time.Minute)
+		p := dropped.Policy
 		for name, err := range map[string]error{
-			"Touch":    s.Touch(ctx, dropped.ID, at),
-			"SaveData": s.SaveData(ctx, dropped.ID, map[string]string{"k": "v"}),
-			"Renew":    s.Renew(ctx, dropped.ID, dropped.TokenHash, storetest.NewRecord("", now, session.Policy{}).TokenHash, at, at),
+			"Touch":    s.Touch(ctx, dropped.ID, at, expiryOf(p, now, at)),
+			"SaveData": s.SaveData(ctx, dropped.ID, nil, map[string]string{"k": "v"}),
+			"Renew":    s.Renew(ctx, dropped.ID, dropped.TokenHash, storetest.NewRecord("", now, p).TokenHash, renewalAt(p, at)),
 		} {
 			if !errors.Is(err, session.ErrNotFound) {
 				t.Errorf("%s of a dropped record: %v, want ErrNotFound", name, err)
@@ -187,7 +222,7 @@ func TestARecordRedisDroppedIsGone(t *testing.T) {
 		if got := endedIDs(ended); !slices.Equal(got, []string{kept.ID}) {
 			t.Errorf("EndExpired ended %v, want only %s (the dropped one ended silently)", got, kept.ID)
 		}
-		if _, ok := score(t, raw, s.deadlinesKey, recordRef(dropped.UserID, dropped.ID)); ok {
+		if _, ok := score(t, raw, s.expiryKey, recordRef(dropped.UserID, dropped.ID)); ok {
 			t.Error("the deadline index still holds the dropped record after a sweep")
 		}
 	})
@@ -230,7 +265,7 @@ func TestKeysLeftBehind(t *testing.T) {
 		}
 		hash := rec.TokenHash.String()
 		want := []string{s.prefix + recordRef("carol", rec.ID), s.indexKey(userTag("carol")),
-			s.tokenKey(hash), s.idKey(rec.ID), s.deadlinesKey}
+			s.tokenKey(hash), s.idKey(rec.ID), s.expiryKey}
 		wantKeys := func(when string, want ...string) {
 			t.Helper()
 			got := keys(t, raw, s.prefix)
@@ -297,7 +332,7 @@ func TestAStalePointerFindsNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		newHash := storetest.NewRecord("", now, session.Policy{}).TokenHash
-		if err := s.Renew(ctx, rec.ID, rec.TokenHash, newHash, now, now); err != nil {
+		if err := s.Renew(ctx, rec.ID, rec.TokenHash, newHash, renewalAt(rec.Policy, now)); err != nil {
 			t.Fatal(err)
 		}
 		// A pointer left by a renewal that was cut short: the record, which
@@ -312,31 +347,35 @@ func TestAStalePointerFindsNothing(t *testing.T) {
 	})
 }
 
-func TestTheSweepCorrectsTheDeadlineIndex(t *testing.T) {
+// TestTheSweepCorrectsTheExpiryIndex: on a Cluster, Touch leaves the
+// expiry index alone (it is in another slot), and the sweep corrects a
+// score that has become a lower bound; on one server Touch keeps it exact.
+func TestTheSweepCorrectsTheExpiryIndex(t *testing.T) {
 	eachForm(t, func(t *testing.T, fm form) {
 		s, raw := newTestStore(t, fm)
 		ctx := t.Context()
 		now := time.Now()
-		rec := storetest.NewRecord("frank", now, session.Policy{}) // deadline now+30m
+		rec := storetest.NewRecord("frank", now, session.Policy{})
 		if err := s.Create(ctx, rec); err != nil {
 			t.Fatal(err)
 		}
 		ref := recordRef(rec.UserID, rec.ID)
-		at := now.Add(20 * time.Minute)
-		if err := s.Touch(ctx, rec.ID, at); err != nil {
-			t.Fatal(err)
+		first := msFloor(rec.Expires.At.UnixNano())
+		rec = touch(t, s, rec, now.Add(20*time.Minute))
+		want := msFloor(rec.Expires.At.UnixNano())
+		afterTouch := want
+		if fm == clusterForm {
+			afterTouch = first
 		}
-		// Touch leaves the index alone: its score is a lower bound.
-		if got, _ := score(t, raw, s.deadlinesKey, ref); int64(got) != msFloor(now.Add(30*time.Minute).UnixNano()) {
-			t.Errorf("Touch changed the deadline index score to %d", int64(got))
+		if got, _ := score(t, raw, s.expiryKey, ref); int64(got) != afterTouch {
+			t.Errorf("after Touch the expiry index scores the record %d, want %d", int64(got), afterTouch)
 		}
-		ended, err := s.EndExpired(ctx, now.Add(35*time.Minute), time.Hour, 10)
+		ended, err := s.EndExpired(ctx, time.Unix(0, first*1e6).Add(time.Minute), time.Hour, 10)
 		if err != nil || len(ended) != 0 {
-			t.Fatalf("EndExpired before the touched deadline = %v, %v", endedIDs(ended), err)
+			t.Fatalf("EndExpired before the touched expiry = %v, %v", endedIDs(ended), err)
 		}
-		want := msFloor(at.Add(30 * time.Minute).UnixNano())
-		if got, _ := score(t, raw, s.deadlinesKey, ref); int64(got) != want {
-			t.Errorf("after a sweep the deadline index scores the record %d, want its new deadline %d", int64(got), want)
+		if got, _ := score(t, raw, s.expiryKey, ref); int64(got) != want {
+			t.Errorf("after a sweep the expiry index scores the record %d, want its new expiry %d", int64(got), want)
 		}
 	})
 }
@@ -363,7 +402,7 @@ func TestACorruptRecordIsAnError(t *testing.T) {
 		if _, err := s.List(ctx, "gina", 0); err == nil {
 			t.Error("List of a corrupt record succeeded")
 		}
-		if err := s.Touch(ctx, rec.ID, now.Add(time.Minute)); err == nil {
+		if err := s.Touch(ctx, rec.ID, now.Add(time.Minute), expiryOf(rec.Policy, now, now.Add(time.Minute))); err == nil {
 			t.Error("Touch of a corrupt record succeeded")
 		}
 		// The sweep passes over it and ends the others.
@@ -406,7 +445,7 @@ func TestRoundTrips(t *testing.T) {
 		if err := s.Create(ctx, storetest.NewRecord("hal", now, session.Policy{})); err != nil {
 			t.Fatal(err)
 		}
-		for _, sc := range []*script{getScript, touchScript, saveDataScript, renewScript, endScript, listScript, expireBatchScript, purgeBatchScript} {
+		for _, sc := range []*script{getScript, touchScript, saveDataScript, renewScript, endScript, listScript, sweepStepScript, purgeStepScript, expireScript, purgeScript} {
 			if err := s.c.ScriptLoad(ctx, sc.src).Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -425,11 +464,17 @@ func TestRoundTrips(t *testing.T) {
 		}{
 			{"Create", func() error { return s.Create(ctx, rec) }, 1, 3},
 			{"Get", func() error { _, err := s.Get(ctx, rec.TokenHash); return err }, 1, 2},
-			{"Touch", func() error { return s.Touch(ctx, rec.ID, now.Add(time.Minute)) }, 1, 2},
-			{"SaveData", func() error { return s.SaveData(ctx, rec.ID, map[string]string{"k": "v"}) }, 1, 2},
+			{"Touch", func() error {
+				at := now.Add(time.Minute)
+				return s.Touch(ctx, rec.ID, at, expiryOf(rec.Policy, now, at))
+			}, 1, 3},
+			{"Touch, expiry unchanged", func() error {
+				return s.Touch(ctx, rec.ID, now.Add(2*time.Minute), rec.Expires)
+			}, 1, 2},
+			{"SaveData", func() error { return s.SaveData(ctx, rec.ID, nil, map[string]string{"k": "v"}) }, 1, 2},
 			{"Renew", func() error {
 				renewed := storetest.NewRecord("", now, session.Policy{}).TokenHash
-				err := s.Renew(ctx, rec.ID, rec.TokenHash, renewed, now, now)
+				err := s.Renew(ctx, rec.ID, rec.TokenHash, renewed, renewalAt(rec.Policy, now))
 				rec.TokenHash = renewed
 				return err
 			}, 1, 4},
@@ -439,16 +484,19 @@ func TestRoundTrips(t *testing.T) {
 				return err
 			}, 1, 3},
 			{"Ended", func() error { _, err := s.Ended(ctx, rec.TokenHash); return err }, 1, 1},
-			// One record to end: the search, the ended-token records, the
-			// purge; on a Cluster the search is a range read and a
-			// pipeline per phase, and the purge finds nothing to do.
+			// One record to end and one ended-token record to purge (End's
+			// above): on one server a step script and a purge script; on a
+			// Cluster per band (before now's millisecond and within it) a
+			// range read, and for the first one the scripts' pipeline, then
+			// the ended-token records, and the purge's range read, script
+			// and index removal.
 			{"EndExpired", func() error {
 				ended, err := s.EndExpired(ctx, now.Add(time.Hour), time.Hour, 10)
 				if len(ended) != 1 {
 					t.Errorf("EndExpired ended %d sessions, want 1", len(ended))
 				}
 				return err
-			}, 3, 7},
+			}, 2, 7},
 		}
 		for _, c := range calls {
 			rt.n = 0
@@ -597,76 +645,42 @@ func TestCloseLeavesTheCallersClientOpen(t *testing.T) {
 	}
 }
 
-// TestSeveralInstancesSweepEachRecordOnce runs the sweeps of three Stores
-// with clients of their own, as three application instances would, and an
-// End for every fifth session, all at once: each session must end exactly
-// once.
-func TestSeveralInstancesSweepEachRecordOnce(t *testing.T) {
+// TestARecordWithoutExpiryIsUpgraded: a record written before records kept
+// their expiry is read, touched and swept with the expiry its old fields
+// give, which the first Touch or sweep stores.
+func TestARecordWithoutExpiryIsUpgraded(t *testing.T) {
 	eachForm(t, func(t *testing.T, fm form) {
-		first, _ := newTestStore(t, fm)
-		stores := []*Store{first}
-		for range 2 {
-			s, err := Open(testDSN(t), WithKeyPrefix(first.prefix))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fm == clusterForm {
-				s.atomic, s.mode = false, "0"
-			}
-			t.Cleanup(func() { s.Close() })
-			stores = append(stores, s)
-		}
+		s, raw := newTestStore(t, fm)
 		ctx := t.Context()
 		now := time.Now()
-		const n = 300
-		var recs []session.Record
-		for i := range n {
-			rec := storetest.NewRecord(fmt.Sprint("user-", i%7), now.Add(time.Duration(i)*time.Millisecond), session.Policy{})
-			if err := first.Create(ctx, rec); err != nil {
+		p := session.Policy{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: time.Hour}
+		touched := storetest.NewRecord("old", now, p)
+		swept := storetest.NewRecord("old", now, p)
+		for _, rec := range []session.Record{touched, swept} {
+			if err := s.Create(ctx, rec); err != nil {
 				t.Fatal(err)
 			}
-			recs = append(recs, rec)
-		}
-		var mu sync.Mutex
-		endings := make(map[string]int)
-		var wg sync.WaitGroup
-		for _, s := range stores {
-			wg.Go(func() {
-				for {
-					ended, err := s.EndExpired(ctx, now.Add(time.Hour), time.Hour, 16)
-					if err != nil {
-						t.Errorf("EndExpired: %v", err)
-						return
-					}
-					mu.Lock()
-					for _, e := range ended {
-						endings[e.ID]++
-					}
-					mu.Unlock()
-					if len(ended) < 16 {
-						return
-					}
-				}
-			})
-			wg.Go(func() {
-				for i := 0; i < n; i += 5 {
-					_, err := s.End(ctx, recs[i].ID, session.Ending{Reason: session.ReasonRevoked, At: now, KeepUntil: now.Add(time.Hour)})
-					switch {
-					case err == nil:
-						mu.Lock()
-						endings[recs[i].ID]++
-						mu.Unlock()
-					case !errors.Is(err, session.ErrNotFound):
-						t.Errorf("End: %v", err)
-					}
-				}
-			})
-		}
-		wg.Wait()
-		for _, rec := range recs {
-			if c := endings[rec.ID]; c != 1 {
-				t.Errorf("session %s ended %d times, want once", rec.ID, c)
+			if err := raw.HDel(ctx, s.prefix+recordRef(rec.UserID, rec.ID), fieldExpires, fieldReason).Err(); err != nil {
+				t.Fatal(err)
 			}
+		}
+		if got, err := s.Get(ctx, swept.TokenHash); err != nil || !got.Expires.At.Equal(now.Add(30*time.Minute)) || got.Expires.Reason != session.ReasonIdle {
+			t.Errorf("Get of a record without expiry: %+v, %v; want idle at %v", got.Expires, err, now.Add(30*time.Minute))
+		}
+		touched = touch(t, s, touched, now.Add(20*time.Minute)) // to idle at now+50m
+		if got, _ := raw.HGet(ctx, s.prefix+recordRef(touched.UserID, touched.ID), fieldExpires).Result(); got != itoa(now.Add(50*time.Minute).UnixNano()) {
+			t.Errorf("after Touch the record's expiry is %s, want now+50m", got)
+		}
+		ended, err := s.EndExpired(ctx, now.Add(45*time.Minute), time.Hour, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ended) != 1 || ended[0].ID != swept.ID || ended[0].Reason != session.ReasonIdle || !ended[0].At.Equal(now.Add(30*time.Minute)) {
+			t.Errorf("EndExpired ended %+v, want %s, idle at %v", ended, swept.ID, now.Add(30*time.Minute))
+		}
+		ended, err = s.EndExpired(ctx, now.Add(time.Hour), time.Hour, 10)
+		if err != nil || len(ended) != 1 || ended[0].ID != touched.ID || !ended[0].At.Equal(now.Add(50*time.Minute)) {
+			t.Errorf("EndExpired at the absolute deadline ended %+v, %v; want %s at now+50m", ended, err, touched.ID)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -12,19 +13,20 @@ import (
 	"github.com/sessionguard/sessionguard/session/storetest"
 )
 
-// TestTheSweepHoldsRedisForOneChunkAtATime ends and purges more than
-// sweepChunk sessions in one EndExpired: on one server every script and
-// transaction covers at most sweepChunk sessions, so that no command of the
-// sweep holds Redis for a whole batch, and the result is the same.
-func TestTheSweepHoldsRedisForOneChunkAtATime(t *testing.T) {
-	const n = 2*sweepChunk + 50
+// TestTheSweepGoesInShortSteps ends and purges many times sweepStep
+// sessions in one EndExpired: on one server every script of the sweep
+// visits at most sweepStep sessions (or purgeStep ended-token records) and
+// no transaction holds Redis, so that a request waits for one short step at
+// most, and the result is the same.
+func TestTheSweepGoesInShortSteps(t *testing.T) {
+	const n = 4*sweepStep + 3
 	eachForm(t, func(t *testing.T, fm form) {
 		s, _ := newTestStore(t, fm)
 		ctx := t.Context()
 		now := time.Now()
 		// Ended sessions whose ended-token records are due for purging.
 		var gone []session.TokenHash
-		for i := range n {
+		for i := range 2 * purgeStep {
 			rec := storetest.NewRecord(fmt.Sprint("gone-", i%10), now, session.Policy{})
 			if err := s.Create(ctx, rec); err != nil {
 				t.Fatal(err)
@@ -41,7 +43,7 @@ func TestTheSweepHoldsRedisForOneChunkAtATime(t *testing.T) {
 			}
 		}
 		// Load the scripts, so that none needs a second try by text.
-		for _, sc := range []*script{expireBatchScript, purgeBatchScript} {
+		for _, sc := range []*script{sweepStepScript, purgeStepScript, expireScript, purgeScript} {
 			if err := s.c.ScriptLoad(ctx, sc.src).Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -55,18 +57,17 @@ func TestTheSweepHoldsRedisForOneChunkAtATime(t *testing.T) {
 		if len(ended) != n {
 			t.Fatalf("EndExpired ended %d sessions, want %d", len(ended), n)
 		}
+		if sent.transactions > 0 {
+			t.Errorf("the sweep sent %d transactions", sent.transactions)
+		}
 		if fm == atomicForm {
-			// Three scripts to end them (100, 100, 50), three transactions
-			// to keep their endings, three purge scripts (100, 100, 50).
-			if sent.scripts != 6 || len(sent.transactions) != 3 {
-				t.Errorf("EndExpired of %d sent %d scripts and transactions of %v commands, want 6 scripts and 3 transactions",
-					n, sent.scripts, sent.transactions)
+			// n/sweepStep full steps and one short; the purge's steps.
+			if want := n/sweepStep + 1 + 2*purgeStep/purgeStep + 1; sent.scripts != want {
+				t.Errorf("EndExpired of %d sent %d scripts, want %d", n, sent.scripts, want)
 			}
-			for _, size := range sent.transactions {
-				if size > 6*sweepChunk+2 { // MULTI and EXEC around 6 per session
-					t.Errorf("a transaction of %d commands, more than %d sessions' worth", size, sweepChunk)
-				}
-			}
+		}
+		if sent.largest > max(sweepStep, purgeStep) {
+			t.Errorf("a step of the sweep covered %d sessions, more than %d", sent.largest, max(sweepStep, purgeStep))
 		}
 		for _, h := range gone {
 			if _, err := s.Ended(ctx, h); !errors.Is(err, session.ErrNotFound) {
@@ -81,11 +82,10 @@ func TestTheSweepHoldsRedisForOneChunkAtATime(t *testing.T) {
 	})
 }
 
-// sweepCommands counts the scripts a client runs and the size of each
-// transaction it sends.
+// sweepCommands counts the scripts a client runs, the transactions it
+// sends, and the most scripts or range reads one pipeline or step covers.
 type sweepCommands struct {
-	scripts      int
-	transactions []int
+	scripts, transactions, largest int
 }
 
 func (c *sweepCommands) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -93,15 +93,29 @@ func (c *sweepCommands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if name := cmd.Name(); name == "evalsha" || name == "eval" {
 			c.scripts++
+			// A step script's limit follows the script, the key count,
+			// the key, the prefix, the mode and now (ns and ms).
+			if args := cmd.Args(); len(args) > 8 && (args[1] == sweepStepScript.sha || args[1] == purgeStepScript.sha) {
+				if n, err := strconv.Atoi(fmt.Sprint(args[8])); err == nil {
+					c.largest = max(c.largest, n)
+				}
+			}
 		}
 		return next(ctx, cmd)
 	}
 }
 func (c *sweepCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if len(cmds) > 0 && cmds[0].Name() == "multi" {
-			c.transactions = append(c.transactions, len(cmds))
+		scripts := 0
+		for _, cmd := range cmds {
+			switch cmd.Name() {
+			case "multi":
+				c.transactions++
+			case "evalsha", "eval":
+				scripts++
+			}
 		}
+		c.largest = max(c.largest, scripts)
 		return next(ctx, cmds)
 	}
 }
@@ -121,10 +135,10 @@ func TestTheSweepKeepsTheReasonAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Only the script, as the first half of EndExpired.
-	recs, err := s.expireAtomic(ctx, now.Add(2*time.Hour).UnixNano(), 24*time.Hour, 10)
-	if err != nil || len(recs) != 2 {
-		t.Fatalf("expireAtomic: %d records, %v", len(recs), err)
+	// Only the step scripts, without the purge.
+	ended, err := s.sweepAtomic(ctx, now.Add(2*time.Hour).UnixNano(), 24*time.Hour, 10)
+	if err != nil || len(ended) != 2 {
+		t.Fatalf("sweepAtomic: %d records, %v", len(ended), err)
 	}
 	for _, tc := range []struct {
 		rec    session.Record
