@@ -236,7 +236,7 @@ const tokenChangesKept = 1000
 
 // logTokenChange records, inside the transaction of an End or a Renew, that
 // a record's token stopped working, for the watches of other connections.
-// EndExpired logs nothing: a record it deletes had passed its expiry, and
+// EndExpired logs nothing: a record it ends had passed its expiry, and
 // a cached copy anywhere has an expiry no later (Touch only moves it
 // forward, and a cached copy never runs ahead of the file), so the Manager
 // refuses it anyway.

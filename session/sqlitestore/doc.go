@@ -14,13 +14,17 @@
 // # The sweep
 //
 // Each session's expiry, computed by the Manager, is kept in an indexed
-// column. EndExpired deletes expired records through that index and returns
-// them in one statement, and writes their ended-token records in one more,
-// in transactions of at most 100 records: a Touch or a sign-in waits for one
-// of them at most, and reads never wait. The write connection checkpoints
-// the WAL every 64 MiB rather than SQLite's 4 MiB, so that the index pages a
-// sweep rewrites batch after batch are copied back to the file once per
-// checkpoint, not once per batch.
+// column. A session ends in place: its row stays, with why and when it
+// ended and until when that is kept, and with its data, IP address and
+// User-Agent cleared, so that ending it rewrites the row and two small
+// indexes whose keys follow the order of expiry, not the indexes on its
+// ID, token hash and user, where every session lands on a page of its
+// own. Those are written once the ending is forgotten (KeepUntil), when
+// EndExpired purges the row. It works in transactions of at most 100
+// records, each reading a batch through the expiry index and ending it in
+// one statement: a Touch or a sign-in waits for one of them at most, and
+// reads never wait. After each call it checkpoints the write-ahead log on
+// a connection of its own, so that no request's commit has to.
 //
 // # Pure Go
 //
@@ -50,8 +54,8 @@
 // (or several Stores) opened on the same file: SQLite lets one writer in at a
 // time, and waits up to five seconds for it (busy_timeout) before failing.
 // End's exactly-once rule holds across processes, because the record is
-// deleted and its deletion returned in one statement inside a write
-// transaction. A sign-out, revocation or renewal made by any of them is
+// read and ended, on the condition that it has not ended, inside one write
+// transaction, which holds SQLite's write lock from its start. A sign-out, revocation or renewal made by any of them is
 // refused by every other at once, although each keeps recently read records
 // in memory (see WithCache): before a read from memory the Store asks SQLite
 // whether another connection has committed (PRAGMA data_version), and drops

@@ -67,7 +67,18 @@ var schema = sqlstore.Schema{
 		// absolute). The table is rebuilt rather than altered, since a
 		// STRICT table's new NOT NULL columns would otherwise need a
 		// default that no session should get.
-		Name: "expiry kept by the Manager, persistent sessions",
+		//
+		// A session also ends in place: its row stays, with keep_until,
+		// ended_reason and ended_at set and what it held of the client
+		// (data, IP, User-Agent) cleared, until keep_until passes. Ending
+		// then rewrites the row and the two small partial indexes, whose
+		// keys follow the order in which sessions expire, instead of
+		// deleting from the indexes on random keys (ID, token hash, user)
+		// and inserting into a table of ended tokens keyed by hash; that
+		// random work is left to the purge, which is not urgent. The
+		// endings of the old layout become such rows, under an ID no
+		// session gets.
+		Name: "expiry kept by the Manager, persistent sessions, ending in place",
 		SQL: `CREATE TABLE session_records_new (
 			id               TEXT    NOT NULL PRIMARY KEY,
 			token_hash       BLOB    NOT NULL UNIQUE CHECK (length(token_hash) = 32),
@@ -82,7 +93,11 @@ var schema = sqlstore.Schema{
 			data             TEXT,   -- JSON object; NULL when empty
 			expires_at       INTEGER NOT NULL,
 			expires_reason   TEXT    NOT NULL,
-			persistent       INTEGER NOT NULL CHECK (persistent IN (0, 1))
+			persistent       INTEGER NOT NULL CHECK (persistent IN (0, 1)),
+			-- NULL while the session lives; set together when it ends.
+			keep_until       INTEGER,
+			ended_reason     TEXT,
+			ended_at         INTEGER
 		) STRICT;
 		INSERT INTO session_records_new (id, token_hash, user_id, created_at, authenticated_at, last_activity,
 			idle_timeout, absolute_timeout, ip, user_agent, data, expires_at, expires_reason, persistent)
@@ -92,9 +107,19 @@ var schema = sqlstore.Schema{
 			iif(authenticated_at + absolute_timeout <= last_activity + idle_timeout, 'absolute', 'idle'),
 			0
 		FROM session_records;
+		INSERT INTO session_records_new (id, token_hash, user_id, created_at, authenticated_at, last_activity,
+			idle_timeout, absolute_timeout, ip, user_agent, expires_at, expires_reason, persistent,
+			keep_until, ended_reason, ended_at)
+		SELECT 'ended:' || hex(token_hash), token_hash, '', ended_at, ended_at, ended_at,
+			0, 0, '', '', ended_at, reason, 0,
+			keep_until, reason, ended_at
+		FROM session_ended
+		WHERE token_hash NOT IN (SELECT token_hash FROM session_records);
 		DROP TABLE session_records;
+		DROP TABLE session_ended;
 		ALTER TABLE session_records_new RENAME TO session_records;
-		CREATE INDEX session_records_expires ON session_records (expires_at);
+		CREATE INDEX session_records_expires ON session_records (expires_at) WHERE keep_until IS NULL;
+		CREATE INDEX session_records_ended ON session_records (keep_until) WHERE keep_until IS NOT NULL;
 		CREATE INDEX session_records_user ON session_records (user_id, created_at, id);
 		CREATE INDEX session_records_created ON session_records (created_at, id);`,
 	}},

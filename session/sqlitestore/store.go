@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -30,6 +31,10 @@ type Store struct {
 	read, write *sql.DB
 
 	get, exists, touch, saveData, renew, ended, listUser *sql.Stmt
+
+	// The sweep's statements: read a batch of expired records, end them,
+	// purge ended records, trim the log of token changes.
+	expiredRead, expiredEnd, purge, trimChanges *sql.Stmt
 
 	cache  *cache // nil when turned off
 	closed atomic.Bool
@@ -131,20 +136,14 @@ func Open(path string, opts ...Option) (*Store, error) {
 
 // writeDSN configures the connection of the write pool: sqlstore's pragmas
 // for a writer (WAL, synchronous=NORMAL, BEGIN IMMEDIATE, the busy
-// timeout), and a page cache of 32 MiB (SQLite's default is 2 MiB). A batch
-// of EndExpired dirties pages all over the random-keyed indexes (token
-// hash, ID, the ended tokens' hash), and a cache smaller than the batch's
-// pages spills them to the WAL before the commit and reads them back. The
-// pages are allocated as they are used, so a small database does not pay
-// for them.
-//
-// wal_autocheckpoint is 16,384 pages (64 MiB; SQLite's default is 1,000):
-// the checkpoint, which copies the WAL's pages back into the file, then
-// copies a page that many sweep batches rewrote (an index's interior
-// pages, the ended tokens' newest pages) once instead of once per batch,
-// which cuts what a sweep writes by about a third. The WAL file grows to
-// that size before it is reused.
-var writeDSN = sqlstore.SQLitePragmas + "&_pragma=cache_size(-32768)&_pragma=wal_autocheckpoint(16384)" + mmapPragma
+// timeout), SQLite's default page cache (2 MiB: every commit walks the
+// cache's hash table, so a larger one costs each commit more than it
+// saves), and an automatic checkpoint only once the write-ahead log holds
+// 16,384 pages (64 MiB; SQLite's default is 1,000). That one runs inside
+// the commit that crossed the threshold, whichever write it is; EndExpired
+// checkpoints off that path (see checkpoint), so this one is the backstop
+// for a program that never sweeps.
+var writeDSN = sqlstore.SQLitePragmas + "&_pragma=wal_autocheckpoint(16384)" + mmapPragma
 
 // readDSN configures the read pool. query_only guards against a write
 // slipping into the pool that is not serialized; journal_mode is the file's,
@@ -182,12 +181,13 @@ func (s *Store) prepare() error {
 		st, err = db.PrepareContext(ctx, query)
 		return st
 	}
-	s.get = prep(s.read, `SELECT `+sqlstore.RecordColumns+` FROM session_records WHERE token_hash = ?`)
-	s.exists = prep(s.read, `SELECT count(*) FROM session_records WHERE id = ?`)
-	s.ended = prep(s.read, `SELECT reason, ended_at, keep_until FROM session_ended WHERE token_hash = ?`)
+	s.get = prep(s.read, `SELECT `+sqlstore.RecordColumns+` FROM session_records WHERE token_hash = ? AND `+live)
+	s.exists = prep(s.read, `SELECT count(*) FROM session_records WHERE id = ? AND `+live)
+	s.ended = prep(s.read, `SELECT ended_reason, ended_at, keep_until FROM session_records
+		WHERE token_hash = ? AND keep_until IS NOT NULL`)
 	// A user's sessions are listed on every view of their sessions page.
 	s.listUser = prep(s.read, `SELECT `+sqlstore.RecordColumns+` FROM session_records
-		WHERE user_id = ? ORDER BY created_at, id LIMIT ?`)
+		WHERE user_id = ? AND `+live+` ORDER BY created_at, id LIMIT ?`)
 	// SQLite evaluates every SET expression on the row as it was, so the
 	// reason is compared with the old expires_at. A touch older than the
 	// stored activity still matches the row, and SQLite counts a matched
@@ -196,16 +196,33 @@ func (s *Store) prepare() error {
 		SET last_activity = max(last_activity, ?1),
 		    expires_at = max(expires_at, ?2),
 		    expires_reason = iif(?2 > expires_at, ?3, expires_reason)
-		WHERE id = ?4 AND expires_at > ?1`)
+		WHERE id = ?4 AND expires_at > ?1 AND `+live)
 	// The stored data is compared as text with the same encoding of old:
 	// encoding/json sorts map keys, so equal maps give equal text, and
 	// empty data is NULL on both sides (IS, not =, matches NULL).
-	s.saveData = prep(s.write, `UPDATE session_records SET data = ?1 WHERE id = ?2 AND data IS ?3`)
+	s.saveData = prep(s.write, `UPDATE session_records SET data = ?1 WHERE id = ?2 AND data IS ?3 AND `+live)
 	s.renew = prep(s.write, `UPDATE session_records
 		SET token_hash = ?1, authenticated_at = ?2, last_activity = ?3, expires_at = ?4, expires_reason = ?5
-		WHERE id = ?6 AND token_hash = ?7`)
+		WHERE id = ?6 AND token_hash = ?7 AND `+live)
+	s.expiredRead = prep(s.write, `SELECT `+sqlstore.RecordColumns+` FROM session_records
+		WHERE rowid IN (`+expiredBatch+`)`)
+	// KeepUntil as sqlstore.KeepUntil computes it: expires_at + keep,
+	// unless that would pass the last instant an int64 holds.
+	s.expiredEnd = prep(s.write, `UPDATE session_records
+		SET keep_until = iif(expires_at > ?3 - ?4, ?3, expires_at + ?4),
+		    ended_reason = expires_reason, ended_at = expires_at, `+forgetClient+`
+		WHERE rowid IN (`+expiredBatch+`)`)
+	s.purge = prep(s.write, `DELETE FROM session_records WHERE rowid IN
+		(SELECT rowid FROM session_records WHERE keep_until <= ? ORDER BY keep_until LIMIT ?)`)
+	s.trimChanges = prep(s.write, `DELETE FROM session_token_changes
+		WHERE seq <= (SELECT max(seq) FROM session_token_changes) - ?`)
 	return err
 }
+
+// live is the condition of a session that has not ended. An ended session
+// keeps its row, with keep_until set, until its ending is forgotten (see
+// the schema): every statement on sessions, but for the sweep's, names it.
+const live = `keep_until IS NULL`
 
 // Close closes the Store's connections. Calls after Close fail; Close is
 // idempotent.
@@ -217,7 +234,8 @@ func (s *Store) Close() error {
 	if s.cache != nil && s.cache.watch != nil {
 		errs = append(errs, s.cache.watch.close())
 	}
-	for _, st := range []*sql.Stmt{s.get, s.exists, s.ended, s.touch, s.saveData, s.renew, s.listUser} {
+	for _, st := range []*sql.Stmt{s.get, s.exists, s.ended, s.touch, s.saveData, s.renew, s.listUser,
+		s.expiredRead, s.expiredEnd, s.purge, s.trimChanges} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -235,7 +253,7 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 		return 0, errClosed
 	}
 	var n int
-	err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM session_records`).Scan(&n)
+	err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM session_records WHERE `+live).Scan(&n)
 	return n, wrap("count", err)
 }
 
@@ -268,15 +286,44 @@ func (s *Store) Create(ctx context.Context, rec session.Record) error {
 	// a list read during the insert from being cached.
 	s.cache.forget(rec.ID)
 	defer s.cache.forget(rec.ID)
-	_, err = s.write.ExecContext(ctx, `INSERT INTO session_records (`+sqlstore.RecordColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		rec.ID, rec.TokenHash[:], rec.UserID, t.Created, t.Authenticated, t.LastActivity,
+	args := []any{rec.ID, rec.TokenHash[:], rec.UserID, t.Created, t.Authenticated, t.LastActivity,
 		int64(rec.Policy.IdleTimeout), int64(rec.Policy.AbsoluteTimeout),
-		rec.IP, rec.UserAgent, data, t.Expires, string(rec.Expires.Reason), rec.Persistent)
+		rec.IP, rec.UserAgent, data, t.Expires, string(rec.Expires.Reason), rec.Persistent}
+	_, err = s.write.ExecContext(ctx, insertRecord, args...)
 	if sqlstore.IsUniqueViolation(err) {
-		return session.ErrConflict
+		err = s.createOverEnded(ctx, rec, args)
 	}
 	return wrap("create", err)
+}
+
+const insertRecord = `INSERT INTO session_records (` + sqlstore.RecordColumns + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// createOverEnded inserts rec, whose ID or token hash Create found taken,
+// if what holds them is only the row of an ended session: an ID or a token
+// that was used once may be used again, as if the ended session had been
+// deleted, and its ending is then forgotten. Otherwise it returns
+// session.ErrConflict.
+func (s *Store) createOverEnded(ctx context.Context, rec session.Record, args []any) (err error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() // a no-op after Commit
+	n, err := rowsAffected(tx.ExecContext(ctx, `DELETE FROM session_records
+		WHERE (id = ? OR token_hash = ?) AND keep_until IS NOT NULL`, rec.ID, rec.TokenHash[:]))
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return session.ErrConflict
+	}
+	if _, err = tx.ExecContext(ctx, insertRecord, args...); sqlstore.IsUniqueViolation(err) {
+		return session.ErrConflict
+	} else if err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Get returns the record whose token hashes to h, expired or not (the
@@ -375,7 +422,21 @@ func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash
 		return wrap("renew", err)
 	}
 	defer tx.Rollback() // a no-op after Commit
-	res, err := tx.StmtContext(ctx, s.renew).ExecContext(ctx, new[:], auth, last, exp, string(r.Expires.Reason), id, old[:])
+	renew := tx.StmtContext(ctx, s.renew)
+	args := []any{new[:], auth, last, exp, string(r.Expires.Reason), id, old[:]}
+	res, err := renew.ExecContext(ctx, args...)
+	if sqlstore.IsUniqueViolation(err) {
+		// The hash may be held by the row of an ended session only, which
+		// gives it up, as Create's does.
+		n, derr := rowsAffected(tx.ExecContext(ctx,
+			`DELETE FROM session_records WHERE token_hash = ? AND keep_until IS NOT NULL`, new[:]))
+		if derr != nil {
+			return wrap("renew", derr)
+		}
+		if n > 0 {
+			res, err = renew.ExecContext(ctx, args...)
+		}
+	}
 	if sqlstore.IsUniqueViolation(err) {
 		return session.ErrConflict
 	}
@@ -388,9 +449,9 @@ func (s *Store) Renew(ctx context.Context, id string, old, new session.TokenHash
 	return wrap("renew", tx.Commit())
 }
 
-// End deletes the record id and keeps why it ended until e.KeepUntil. It
-// returns the deleted record, or session.ErrNotFound if another End (or
-// EndExpired, in any process) deleted it first.
+// End ends the record id and keeps why it ended until e.KeepUntil. It
+// returns the record as it was, or session.ErrNotFound if another End (or
+// EndExpired, in any process) ended it first.
 func (s *Store) End(ctx context.Context, id string, e session.Ending) (rec session.Record, err error) {
 	if s.closed.Load() {
 		return session.Record{}, errClosed
@@ -409,23 +470,27 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (rec sessi
 	if err != nil {
 		return session.Record{}, wrap("end", err)
 	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-		}
-	}()
-	// Deleting and reading the record in one statement, under the write
-	// lock, is what makes End exactly-once: a second End finds no row.
+	defer tx.Rollback() // a no-op after Commit
+	// The transaction holds the write lock from its BEGIN IMMEDIATE, so
+	// no other connection ends the record between the read and the
+	// update; the update's own condition and count say so again. That is
+	// what makes End exactly-once: a second End finds no live row.
+	var rowid int64
 	rec, err = sqlstore.ScanRecord(tx.QueryRowContext(ctx,
-		`DELETE FROM session_records WHERE id = ? RETURNING `+sqlstore.RecordColumns, id))
+		`SELECT `+sqlstore.RecordColumns+`, rowid FROM session_records WHERE id = ? AND `+live, id), &rowid)
 	if errors.Is(err, sql.ErrNoRows) {
 		return session.Record{}, session.ErrNotFound
 	}
 	if err != nil {
 		return session.Record{}, wrap("end", err)
 	}
-	if _, err = tx.ExecContext(ctx, insertEnded+`(?, ?, ?, ?)`+endedConflict,
-		rec.TokenHash[:], string(e.Reason), at, keep); err != nil {
+	n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE session_records
+		SET keep_until = ?, ended_reason = ?, ended_at = ?, `+forgetClient+`
+		WHERE rowid = ? AND `+live, keep, string(e.Reason), at, rowid))
+	if err == nil && n != 1 {
+		err = fmt.Errorf("record %q changed under the write lock", id)
+	}
+	if err != nil {
 		return session.Record{}, wrap("end", err)
 	}
 	if _, err = tx.ExecContext(ctx, logTokenChange, id); err != nil {
@@ -437,34 +502,33 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (rec sessi
 	return rec, nil
 }
 
-// insertEnded, followed by one (?, ?, ?, ?) per ending and endedConflict,
-// records why tokens stopped working.
-const insertEnded = `INSERT INTO session_ended (token_hash, reason, ended_at, keep_until) VALUES `
+// forgetClient is the assignment that clears, as a session ends, what its
+// row held for the client: the data and where it signed in from. What the
+// indexes hold stays until the purge.
+const forgetClient = `data = NULL, ip = '', user_agent = ''`
 
-// endedConflict replaces the ending of a hash that already has one. Such a
-// row can only be left by a record that ended and was then created again
-// with the same token; the newer ending is the true one. (The no-upsert
-// rule is for session records: an ended-token row brings no session back.)
-const endedConflict = `
-	ON CONFLICT (token_hash) DO UPDATE
-	SET reason = excluded.reason, ended_at = excluded.ended_at, keep_until = excluded.keep_until`
-
-// sweepBatch is the most records one transaction of EndExpired ends. The
-// write lock is released between transactions, so a Touch or a sign-in
-// waits for one of these at most, whatever limit the caller asked for.
-const sweepBatch = 100
+// sweepBatch is the most records one transaction of EndExpired ends, and
+// purgeBatch the most it purges. The write lock is released between
+// transactions, so a Touch or a sign-in waits for one of these at most,
+// whatever limit the caller asked for. Purging a row costs several times
+// what ending it does (it deletes from every index, at random places), so
+// its transactions are smaller, to hold the lock about as long.
+const (
+	sweepBatch = 100
+	purgeBatch = 25
+)
 
 // EndExpired ends up to limit records whose expiry is at or before now,
-// each with its stored expiry and kept until keep after it, and deletes up
-// to limit ended-token records whose KeepUntil is at or before now. limit
-// must be positive and keep not negative.
+// each with its stored expiry and kept until keep after it, and purges up
+// to limit ended records whose KeepUntil is at or before now. limit must
+// be positive and keep not negative.
 //
-// It works in transactions of at most sweepBatch records: each deletes
-// the records through the expires_at index and returns them in one
-// statement, and writes their endings in one more. Readers never wait for
-// it; writers wait for one transaction at most. If a transaction fails
-// after others have committed, it returns the records those ended and no
-// error: they have ended, and their caller must know.
+// It works in transactions of at most sweepBatch records: each reads the
+// records through the expiry index and ends them in place, in one
+// statement each. Readers never wait for it; writers wait for one
+// transaction at most. If a transaction fails after others have committed,
+// it returns the records those ended and no error: they have ended, and
+// their caller must know.
 func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]session.Ended, error) {
 	if s.closed.Load() {
 		return nil, errClosed
@@ -479,7 +543,7 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	if err != nil {
 		return nil, err
 	}
-	// Reads racing the sweep must not cache what it deletes: the epoch
+	// Reads racing the sweep must not cache what it ends: the epoch
 	// moves now, and the ended records are dropped once the sweep is done.
 	s.cache.forget("")
 	var ended []session.Ended
@@ -493,12 +557,12 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 		}
 	}()
 	err = s.sweep(ctx, n, keep, limit, &ended)
+	s.checkpoint(ctx)
 	if err != nil && len(ended) == 0 {
 		return nil, err
 	}
 	// Once records have ended they must reach the caller, which sends
 	// their end events; a failure after that recurs on the next call.
-	// RETURNING gives rows in no promised order.
 	slices.SortFunc(ended, func(a, b session.Ended) int {
 		if c := a.At.Compare(b.At); c != 0 {
 			return c
@@ -508,8 +572,24 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	return ended, nil
 }
 
+// checkpoint copies what the write-ahead log holds back into the database
+// file, without waiting for or blocking anyone: a PASSIVE checkpoint, on a
+// connection of the read pool, leaves out the frames that readers still
+// use and lets writers append meanwhile. The sweep calls it after every
+// batch, so that the log stays small and the write connection's automatic
+// checkpoint (see writeDSN) has nothing to do: that one would run inside
+// the commit of whichever write crossed its threshold, often a request's
+// Touch, and copy the whole log before the request could go on. Between
+// sweeps, the Manager's sweeper calls EndExpired every second, which
+// checkpoints what requests wrote. A checkpoint that fails, or finds
+// another under way (SQLITE_BUSY), is left to the next one.
+func (s *Store) checkpoint(ctx context.Context) {
+	var busy, frames, copied int
+	_ = s.read.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
+}
+
 // sweep ends up to limit expired records, in transactions of at most
-// sweepBatch, appending them to ended, then purges up to limit ended-token
+// sweepBatch, appending them to ended, then purges up to limit ended
 // records and trims the log of token changes.
 func (s *Store) sweep(ctx context.Context, now int64, keep time.Duration, limit int, ended *[]session.Ended) error {
 	for len(*ended) < limit {
@@ -523,9 +603,8 @@ func (s *Store) sweep(ctx context.Context, now int64, keep time.Duration, limit 
 		}
 	}
 	for purged := 0; purged < limit; {
-		batch := min(sweepBatch, limit-purged)
-		res, err := s.write.ExecContext(ctx, `DELETE FROM session_ended WHERE token_hash IN
-			(SELECT token_hash FROM session_ended WHERE keep_until <= ? LIMIT ?)`, now, batch)
+		batch := min(purgeBatch, limit-purged)
+		res, err := s.purge.ExecContext(ctx, now, batch)
 		got, err := rowsAffected(res, err)
 		if err != nil {
 			return wrap("end expired", err)
@@ -535,10 +614,16 @@ func (s *Store) sweep(ctx context.Context, now int64, keep time.Duration, limit 
 			break
 		}
 	}
-	_, err := s.write.ExecContext(ctx, `DELETE FROM session_token_changes
-		WHERE seq <= (SELECT max(seq) FROM session_token_changes) - ?`, tokenChangesKept)
+	_, err := s.trimChanges.ExecContext(ctx, tokenChangesKept)
 	return wrap("end expired", err)
 }
+
+// expiredBatch selects, oldest expiry first, the live records that have
+// expired by ?1, at most ?2 of them. The order is total (expires_at, then
+// rowid, as the partial index holds them), so that under one write lock
+// the read and the update select the same rows.
+const expiredBatch = `SELECT rowid FROM session_records
+	WHERE expires_at <= ?1 AND ` + live + ` ORDER BY expires_at, rowid LIMIT ?2`
 
 // endExpiredBatch ends up to limit expired records in one transaction and
 // appends them to ended. It returns how many it ended.
@@ -547,14 +632,8 @@ func (s *Store) endExpiredBatch(ctx context.Context, now int64, keep time.Durati
 	if err != nil {
 		return 0, wrap("end expired", err)
 	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-		}
-	}()
-	rows, err := tx.QueryContext(ctx, `DELETE FROM session_records WHERE rowid IN
-		(SELECT rowid FROM session_records WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)
-		RETURNING `+sqlstore.RecordColumns, now, limit)
+	defer tx.Rollback() // a no-op after Commit
+	rows, err := tx.StmtContext(ctx, s.expiredRead).QueryContext(ctx, now, limit)
 	if err != nil {
 		return 0, wrap("end expired", err)
 	}
@@ -563,6 +642,7 @@ func (s *Store) endExpiredBatch(ctx context.Context, now int64, keep time.Durati
 		rec, err := sqlstore.ScanRecord(rows)
 		if err != nil {
 			rows.Close()
+			*ended = (*ended)[:first]
 			return 0, wrap("end expired", err)
 		}
 		if *ended == nil { // sized once, and not at all when nothing expired
@@ -571,35 +651,26 @@ func (s *Store) endExpiredBatch(ctx context.Context, now int64, keep time.Durati
 		*ended = append(*ended, session.Ended{Record: rec, Ending: sqlstore.ExpiredEnding(rec, keep)})
 	}
 	if err = rows.Err(); err != nil {
-		return 0, wrap("end expired", err)
-	}
-	batch := (*ended)[first:]
-	if len(batch) == 0 {
-		return 0, tx.Rollback()
-	}
-	// The endings of the whole batch in one statement.
-	var q strings.Builder
-	q.Grow(len(insertEnded) + 14*len(batch) + len(endedConflict))
-	q.WriteString(insertEnded)
-	args := make([]any, 0, 4*len(batch))
-	for i := range batch {
-		e := &batch[i]
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("(?, ?, ?, ?)")
-		args = append(args, e.TokenHash[:], string(e.Reason), e.At.UnixNano(), e.KeepUntil.UnixNano())
-	}
-	q.WriteString(endedConflict)
-	if _, err = tx.ExecContext(ctx, q.String(), args...); err != nil {
 		*ended = (*ended)[:first]
 		return 0, wrap("end expired", err)
 	}
-	if err = tx.Commit(); err != nil {
+	got := len(*ended) - first
+	if got == 0 {
+		return 0, nil
+	}
+	changed, err := rowsAffected(tx.StmtContext(ctx, s.expiredEnd).ExecContext(ctx,
+		now, limit, int64(math.MaxInt64), int64(keep)))
+	if err == nil && changed != int64(got) {
+		err = fmt.Errorf("ended %d records of the %d read under the same write lock", changed, got)
+	}
+	if err == nil {
+		err = tx.Commit()
+	}
+	if err != nil {
 		*ended = (*ended)[:first]
 		return 0, wrap("end expired", err)
 	}
-	return len(batch), nil
+	return got, nil
 }
 
 // Ended returns why the token with hash h stopped working, or
@@ -635,7 +706,7 @@ func (s *Store) List(ctx context.Context, userID string, limit int) ([]session.R
 	}
 	if userID == "" {
 		rows, err := s.read.QueryContext(ctx, `SELECT `+sqlstore.RecordColumns+` FROM session_records
-			ORDER BY created_at, id LIMIT ?`, limit)
+			WHERE `+live+` ORDER BY created_at, id LIMIT ?`, limit)
 		return scanRecords(rows, err)
 	}
 	cached := s.cache.catchUp(ctx) == nil

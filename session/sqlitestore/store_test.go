@@ -395,7 +395,7 @@ func TestEndExpiredInSeveralTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	var left int
-	if err := s.read.QueryRow(`SELECT count(*) FROM session_ended`).Scan(&left); err != nil || left != n-limit {
+	if err := s.read.QueryRow(`SELECT count(*) FROM session_records WHERE keep_until IS NOT NULL`).Scan(&left); err != nil || left != n-limit {
 		t.Fatalf("%d ended-token records left after purging %d, %v; want %d", left, limit, err, n-limit)
 	}
 }
@@ -425,5 +425,82 @@ func insertExpired(t testing.TB, s *Store, n int) {
 	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An ended session keeps its row until its ending is forgotten, with
+// what it held of the client cleared at once; the ID and the token it
+// used may be given to a new session meanwhile, which takes them over.
+func TestEndedRowsKeepNothingOfTheClient(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	a, b := record("a"), record("b")
+	a.Data = map[string]string{"cart": "3 items"}
+	mustCreate(t, s, a, b)
+	if _, err := s.End(ctx, a.ID, session.Ending{Reason: session.ReasonLogout, At: t0, KeepUntil: t0.Add(3 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.EndExpired(ctx, t0.Add(time.Hour), time.Hour, 10); err != nil || len(got) != 1 || got[0].ID != b.ID {
+		t.Fatalf("EndExpired = %v, %v; want b", got, err)
+	}
+	rows, err := s.read.Query(`SELECT id, data IS NULL, ip, user_agent FROM session_records ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var id, ip, ua string
+		var noData bool
+		if err := rows.Scan(&id, &noData, &ip, &ua); err != nil {
+			t.Fatal(err)
+		}
+		if !noData || ip != "" || ua != "" {
+			t.Errorf("ended row %s keeps data %v, IP %q, User-Agent %q", id, !noData, ip, ua)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil || n != 2 {
+		t.Fatalf("%d ended rows, %v; want 2", n, err)
+	}
+
+	// A new session with a's ID, and one with b's token: the ended rows
+	// give them up, and their endings are forgotten.
+	sameID, sameToken := record("c"), record("d")
+	sameID.ID = a.ID
+	sameToken.TokenHash = b.TokenHash
+	mustCreate(t, s, sameID, sameToken)
+	for _, r := range []session.Record{sameID, sameToken} {
+		if got, err := s.Get(ctx, r.TokenHash); err != nil || got.ID != r.ID {
+			t.Errorf("Get(%s) = %v, %v", r.ID, got.ID, err)
+		}
+	}
+	for _, h := range []session.TokenHash{a.TokenHash, b.TokenHash} {
+		if e, err := s.Ended(ctx, h); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Ended of a token whose row was taken over = %+v, %v; want ErrNotFound", e, err)
+		}
+	}
+	// A live session's ID and token still conflict.
+	dup := record("e")
+	dup.ID = sameID.ID
+	if err := s.Create(ctx, dup); !errors.Is(err, session.ErrConflict) {
+		t.Errorf("Create with a live session's ID = %v, want ErrConflict", err)
+	}
+
+	// Renew to the token of an ended session takes it over too.
+	f := record("f")
+	mustCreate(t, s, f)
+	if _, err := s.End(ctx, f.ID, session.Ending{Reason: session.ReasonRevoked, At: t0, KeepUntil: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	at := t0.Add(time.Minute)
+	r := session.Renewal{AuthenticatedAt: at, LastActivity: at, Expires: session.Expiry{At: at.Add(time.Hour), Reason: session.ReasonIdle}}
+	if err := s.Renew(ctx, sameID.ID, sameID.TokenHash, f.TokenHash, r); err != nil {
+		t.Fatalf("Renew to an ended session's token: %v", err)
+	}
+	if got, err := s.Get(ctx, f.TokenHash); err != nil || got.ID != sameID.ID {
+		t.Errorf("Get of the renewed token = %v, %v", got.ID, err)
+	}
+	if err := s.Renew(ctx, sameID.ID, f.TokenHash, sameToken.TokenHash, r); !errors.Is(err, session.ErrConflict) {
+		t.Errorf("Renew to a live session's token = %v, want ErrConflict", err)
 	}
 }
