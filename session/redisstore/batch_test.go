@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,4 +147,49 @@ func TestAFailedBatchFailsEveryGet(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGetReadsEveryByte reads records whose fields hold every kind of
+// value, at each length where the reply's encoding of a value changes, in
+// one batch: each comes back exactly as stored.
+func TestGetReadsEveryByte(t *testing.T) {
+	eachForm(t, func(t *testing.T, fm form) {
+		s, _ := newTestStore(t, fm)
+		ctx := t.Context()
+		now := time.Now()
+		odd := "\x00\xff\xc0\xc2\x90:-\r\n"
+		var recs []session.Record
+		for _, n := range []int{0, 1, 31, 32, 255, 256, 65535, 65536} {
+			value := strings.Repeat(odd, n/len(odd)+1)[:n]
+			rec := storetest.NewRecord(value, now, session.Policy{})
+			rec.UserAgent, rec.IP = value, value
+			rec.Persistent = n%2 == 1
+			if n > 0 {
+				rec.Data = map[string]string{value: value, "": "x"}
+			}
+			if err := s.Create(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, rec)
+		}
+		hashes := make([]session.TokenHash, len(recs))
+		for i, r := range recs {
+			hashes[i] = r.TokenHash
+		}
+		results, err := s.getBatch(ctx, hashes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range recs {
+			got := results[i].Value
+			if err := results[i].Err; err != nil {
+				t.Errorf("Get of the record with %d-byte values: %v", len(want.UserAgent), err)
+				continue
+			}
+			if got.ID != want.ID || got.UserID != want.UserID || got.UserAgent != want.UserAgent || got.IP != want.IP ||
+				got.Persistent != want.Persistent || !maps.Equal(got.Data, want.Data) || !got.Expires.At.Equal(want.Expires.At) {
+				t.Errorf("the record with %d-byte values came back changed", len(want.UserAgent))
+			}
+		}
+	})
 }

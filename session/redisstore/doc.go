@@ -60,7 +60,7 @@
 // trips; see docs/benchmarks.md for what that costs a sweep in speed.
 //
 // Gets that arrive while a Get is in flight wait for it, and then go
-// together: one script for up to 128 of them on one server, two pipelines
+// together: one script for up to 32 of them on one server, two pipelines
 // on a Cluster. Each still reads Redis after it was called (nothing is
 // cached, so a sign-out on one instance is seen at once on all), a Get that
 // finds none in flight is sent at once, and the round trips saved are most

@@ -13,7 +13,7 @@ import (
 // answers "conflict" or "not found", and the caller would lose the session
 // it created or the record it ended, and with it the end event. Sent once,
 // a lost reply is an error instead, like a lost reply from any database.
-type onceCmd struct{ *redis.Cmd }
+type onceCmd struct{ redis.Cmder }
 
 // NoRetry tells go-redis not to resend the command.
 func (onceCmd) NoRetry() bool { return true }
@@ -37,9 +37,10 @@ type scriptCall struct {
 	args []any
 }
 
-// evalCmd builds EVALSHA (or, with src, EVAL) of sc for call.
-func evalCmd(ctx context.Context, sc *script, src bool, call scriptCall) *redis.Cmd {
-	name, body := "evalsha", sc.sha
+// evalArgs are the arguments of EVALSHA (or, with src, EVAL) of sc for
+// call.
+func evalArgs(sc *script, src bool, call scriptCall) []any {
+	name, body := "evalsha", sc.shaArg
 	if src {
 		name, body = "eval", sc.src
 	}
@@ -49,28 +50,44 @@ func evalCmd(ctx context.Context, sc *script, src bool, call scriptCall) *redis.
 	for _, k := range call.keys {
 		args = append(args, k)
 	}
-	args = append(args, call.args...)
-	return redis.NewCmd(ctx, args...)
+	return append(args, call.args...)
+}
+
+// evalCmd builds EVALSHA (or, with src, EVAL) of sc for call.
+func evalCmd(ctx context.Context, sc *script, src bool, call scriptCall) *redis.Cmd {
+	return redis.NewCmd(ctx, evalArgs(sc, src, call)...)
 }
 
 // send queues or runs cmd on p, never to be resent if single is set.
-func send(p processor, ctx context.Context, cmd *redis.Cmd, single bool) {
+func send(p processor, ctx context.Context, cmd redis.Cmder, single bool) {
 	if single {
-		_ = p.Process(ctx, onceCmd{cmd})
-	} else {
-		_ = p.Process(ctx, cmd)
+		cmd = onceCmd{cmd}
 	}
+	_ = p.Process(ctx, cmd)
 }
 
-// run runs sc by its SHA-1 and, if the server does not have it cached (a new
-// or restarted server, SCRIPT FLUSH), by its text, which caches it. A script
-// that changes what it finds (single) is sent once: see onceCmd.
+// noScript reports whether err says that the server did not have the
+// script cached (a new or restarted server, SCRIPT FLUSH).
+func noScript(err error) bool {
+	return err != nil && redis.HasErrorPrefix(err, "NOSCRIPT")
+}
+
+// run runs sc by its SHA-1 and, if the server does not have it cached, by
+// its text, which caches it. A script that changes what it finds (single)
+// is sent once: see onceCmd.
 func (s *Store) run(ctx context.Context, sc *script, single bool, keys []string, args ...any) *redis.Cmd {
+	return runAs(ctx, s, redis.NewCmd, sc, single, keys, args...)
+}
+
+// runAs is run for a script whose reply newCmd's command reads: one that
+// reads its reply into the type the caller needs spares the generic
+// reply's allocations.
+func runAs[C redis.Cmder](ctx context.Context, s *Store, newCmd func(context.Context, ...any) C, sc *script, single bool, keys []string, args ...any) C {
 	call := scriptCall{keys: keys, args: args}
-	cmd := evalCmd(ctx, sc, false, call)
+	cmd := newCmd(ctx, evalArgs(sc, false, call)...)
 	send(s.c, ctx, cmd, single)
-	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
-		cmd = evalCmd(ctx, sc, true, call)
+	if noScript(cmd.Err()) {
+		cmd = newCmd(ctx, evalArgs(sc, true, call)...)
 		send(s.c, ctx, cmd, single)
 	}
 	return cmd
@@ -93,7 +110,7 @@ func (s *Store) runAll(ctx context.Context, sc *script, single bool, calls []scr
 	_, _ = pipe.Exec(ctx) // errors are per command
 	retry := s.c.Pipeline()
 	for i, call := range calls {
-		if redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
+		if noScript(cmds[i].Err()) {
 			cmds[i] = evalCmd(ctx, sc, true, call)
 			send(retry, ctx, cmds[i], single)
 		}

@@ -107,37 +107,157 @@ func recordFields(rec session.Record) (fields []any, expires int64, err error) {
 	return fields, exp, nil
 }
 
+// readOrder is the order in which a record's fields are read: the order of
+// the Get script's packed reply (see getScript) and of recordValues. The
+// version is not among them: Get and List do not need it.
+var readOrder = [...]string{
+	fieldID, fieldUser, fieldHash, fieldCreated, fieldAuth, fieldLast, fieldIdle, fieldAbsolute,
+	fieldExpires, fieldReason, fieldPersistent, fieldIP, fieldUserAgent, fieldData,
+}
+
+// Positions in readOrder.
+const (
+	posID = iota
+	posUser
+	posHash
+	posCreated
+	posAuth
+	posLast
+	posIdle
+	posAbsolute
+	posExpires
+	posReason
+	posPersistent
+	posIP
+	posUserAgent
+	posData
+	numRead
+)
+
+// recordValues are a record's fields in readOrder, and which of them the
+// hash has.
+type recordValues struct {
+	v       [numRead]string
+	present [numRead]bool
+}
+
+// valuesOf picks a record's fields out of a map of its hash.
+func valuesOf(m map[string]string) recordValues {
+	var rv recordValues
+	for i, f := range readOrder {
+		rv.v[i], rv.present[i] = m[f]
+	}
+	return rv
+}
+
+// unpackRecord reads a record's fields as the Get script returns them: a
+// MessagePack array of the fields of readOrder, each a string or, where the
+// hash lacks the field, false or nil. The values are substrings of s, so
+// reading them copies nothing. found is false for an empty s or a record
+// with none of the fields: there is no record.
+func unpackRecord(s string) (rv recordValues, found bool, err error) {
+	if s == "" {
+		return rv, false, nil
+	}
+	n, s, ok := msgpackArray(s)
+	if !ok || n != numRead {
+		return rv, false, errMalformed
+	}
+	for i := range rv.v {
+		var v string
+		var present bool
+		if v, present, s, ok = msgpackString(s); !ok {
+			return rv, false, errMalformed
+		}
+		rv.v[i], rv.present[i] = v, present
+		found = found || present
+	}
+	if s != "" {
+		return rv, false, errMalformed
+	}
+	return rv, found, nil
+}
+
+// errMalformed is the error of a Get reply that is not what the script sends.
+var errMalformed = errors.New("redisstore: malformed record in a reply")
+
+// msgpackArray reads the header of a MessagePack array: its length and
+// what follows.
+func msgpackArray(s string) (n int, rest string, ok bool) {
+	switch {
+	case s == "":
+		return 0, s, false
+	case s[0]&0xf0 == 0x90: // fixarray
+		return int(s[0] & 0x0f), s[1:], true
+	case s[0] == 0xdc && len(s) >= 3: // array 16
+		return int(s[1])<<8 | int(s[2]), s[3:], true
+	}
+	return 0, s, false
+}
+
+// msgpackString reads a MessagePack string or binary (a value) or nil or
+// false (none), and returns what follows.
+func msgpackString(s string) (v string, present bool, rest string, ok bool) {
+	if s == "" {
+		return "", false, s, false
+	}
+	var n, head int
+	switch c := s[0]; {
+	case c == 0xc0 || c == 0xc2: // nil, false
+		return "", false, s[1:], true
+	case c&0xe0 == 0xa0: // fixstr
+		n, head = int(c&0x1f), 1
+	case (c == 0xd9 || c == 0xc4) && len(s) >= 2: // str 8, bin 8
+		n, head = int(s[1]), 2
+	case (c == 0xda || c == 0xc5) && len(s) >= 3: // str 16, bin 16
+		n, head = int(s[1])<<8|int(s[2]), 3
+	case (c == 0xdb || c == 0xc6) && len(s) >= 5: // str 32, bin 32
+		n, head = int(s[1])<<24|int(s[2])<<16|int(s[3])<<8|int(s[4]), 5
+	default:
+		return "", false, s, false
+	}
+	if n > len(s)-head {
+		return "", false, s, false
+	}
+	return s[head : head+n], true, s[head+n:], true
+}
+
 // parseRecord reads a record from its hash's fields.
 func parseRecord(m map[string]string) (session.Record, error) {
+	rv := valuesOf(m)
+	return rv.record()
+}
+
+// record reads the record rv holds.
+func (rv *recordValues) record() (session.Record, error) {
 	var rec session.Record
-	rec.ID = m[fieldID]
+	rec.ID = rv.v[posID]
 	bad := func(what string, err error) (session.Record, error) {
 		return session.Record{}, fmt.Errorf("redisstore: record %q has an unreadable %s: %w", rec.ID, what, err)
 	}
 	if rec.ID == "" {
 		return bad("ID", errors.New("missing"))
 	}
-	user, ok := m[fieldUser]
-	if !ok {
+	if !rv.present[posUser] {
 		return bad("user ID", errors.New("missing"))
 	}
-	rec.UserID = user
-	h, err := parseHash(m[fieldHash])
+	rec.UserID = rv.v[posUser]
+	h, err := parseHash(rv.v[posHash])
 	if err != nil {
 		return bad("token hash", err)
 	}
 	rec.TokenHash = h
 	var ns [5]int64
-	for i, f := range []string{fieldCreated, fieldAuth, fieldLast, fieldIdle, fieldAbsolute} {
-		if ns[i], err = strconv.ParseInt(m[f], 10, 64); err != nil {
-			return bad("field "+f, err)
+	for i, pos := range [5]int{posCreated, posAuth, posLast, posIdle, posAbsolute} {
+		if ns[i], err = strconv.ParseInt(rv.v[pos], 10, 64); err != nil {
+			return bad("field "+readOrder[pos], err)
 		}
 	}
 	rec.CreatedAt, rec.AuthenticatedAt, rec.LastActivity = fromNanos(ns[0]), fromNanos(ns[1]), fromNanos(ns[2])
 	rec.Policy = session.Policy{IdleTimeout: time.Duration(ns[3]), AbsoluteTimeout: time.Duration(ns[4])}
-	if ex, ok := m[fieldExpires]; ok {
-		at, err := strconv.ParseInt(ex, 10, 64)
-		reason := session.EndReason(m[fieldReason])
+	if rv.present[posExpires] {
+		at, err := strconv.ParseInt(rv.v[posExpires], 10, 64)
+		reason := session.EndReason(rv.v[posReason])
 		if err == nil && reason != session.ReasonIdle && reason != session.ReasonAbsolute {
 			err = fmt.Errorf("reason %q", reason)
 		}
@@ -148,9 +268,9 @@ func parseRecord(m map[string]string) (session.Record, error) {
 	} else {
 		rec.Expires = legacyExpiry(rec)
 	}
-	rec.Persistent = m[fieldPersistent] == "1"
-	rec.IP, rec.UserAgent = m[fieldIP], m[fieldUserAgent]
-	if rec.Data, err = decodeData(m[fieldData]); err != nil {
+	rec.Persistent = rv.v[posPersistent] == "1"
+	rec.IP, rec.UserAgent = rv.v[posIP], rv.v[posUserAgent]
+	if rec.Data, err = decodeData(rv.v[posData]); err != nil {
 		return bad("data", err)
 	}
 	return rec, nil
@@ -197,16 +317,22 @@ func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 // session.TokenHash.String.
 func parseHash(s string) (session.TokenHash, error) {
 	var h session.TokenHash
-	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
-	if err != nil {
+	// Copied to an array, the text is decoded without an allocation: Get
+	// reads one hash per request.
+	var text [hashTextLen]byte
+	if len(s) != len(text) {
+		return h, fmt.Errorf("%d characters, want %d", len(s), len(text))
+	}
+	copy(text[:], s)
+	if _, err := base64.RawURLEncoding.Strict().Decode(h[:], text[:]); err != nil {
 		return h, err
 	}
-	if len(b) != len(h) {
-		return h, fmt.Errorf("%d bytes, want %d", len(b), len(h))
-	}
-	copy(h[:], b)
 	return h, nil
 }
+
+// hashTextLen is the length of a token hash in unpadded base64url: six
+// bits a character, rounded up.
+const hashTextLen = (len(session.TokenHash{})*8 + 5) / 6
 
 // pairs turns a script's flat field/value reply (HGETALL's form) into a map.
 func pairs(reply any) (map[string]string, error) {

@@ -205,3 +205,98 @@ func TestMilliseconds(t *testing.T) {
 		}
 	}
 }
+
+// packed is a record as the Get script packs it: a MessagePack array of
+// fields in readOrder, each a string or (nil) absent, in the given string
+// form ("fixstr", "str8", "str16", "str32", "bin8", "false" for absent).
+func packed(form string, fields []*string) string {
+	var b []byte
+	b = append(b, 0x90|byte(len(fields)))
+	for _, f := range fields {
+		if f == nil {
+			if form == "false" {
+				b = append(b, 0xc2)
+			} else {
+				b = append(b, 0xc0)
+			}
+			continue
+		}
+		n := len(*f)
+		switch {
+		case form == "fixstr" && n < 32:
+			b = append(b, 0xa0|byte(n))
+		case form == "str16":
+			b = append(b, 0xda, byte(n>>8), byte(n))
+		case form == "str32":
+			b = append(b, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+		case form == "bin8":
+			b = append(b, 0xc4, byte(n))
+		default:
+			b = append(b, 0xd9, byte(n))
+		}
+		b = append(b, *f...)
+	}
+	return string(b)
+}
+
+func TestUnpackRecord(t *testing.T) {
+	fields, _, err := recordFields(storetest.NewRecord("", time.Now(), session.Policy{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := make(map[string]string)
+	for i := 0; i < len(fields); i += 2 {
+		m[fields[i].(string)] = fields[i+1].(string)
+	}
+	want := valuesOf(m)
+	values := make([]*string, numRead)
+	for i := range values {
+		if want.present[i] {
+			values[i] = &want.v[i]
+		}
+	}
+	for _, form := range []string{"fixstr", "str8", "str16", "str32", "bin8", "false"} {
+		rv, found, err := unpackRecord(packed(form, values))
+		if err != nil || !found || rv != want {
+			t.Errorf("%s: unpacked %+v, %v, %v; want %+v", form, rv, found, err, want)
+		}
+		if _, err := rv.record(); err != nil {
+			t.Errorf("%s: %v", form, err)
+		}
+	}
+	if _, found, err := unpackRecord(""); found || err != nil {
+		t.Errorf("an empty reply: found %v, %v; want no record", found, err)
+	}
+	if _, found, err := unpackRecord(packed("false", make([]*string, numRead))); found || err != nil {
+		t.Errorf("a record with no fields: found %v, %v; want no record", found, err)
+	}
+	good := packed("str8", values)
+	for name, bad := range map[string]string{
+		"too few fields":  packed("str8", values[:numRead-1]),
+		"too many fields": packed("str8", append(values[:numRead:numRead], values[0])),
+		"truncated":       good[:len(good)-1],
+		"trailing bytes":  good + "\xc0",
+		"not an array":    "\xa1x",
+		"an integer":      "\x9e\x01" + good[2:],
+	} {
+		if _, _, err := unpackRecord(bad); err == nil {
+			t.Errorf("unpackRecord accepted %s", name)
+		}
+	}
+}
+
+func FuzzUnpackRecord(f *testing.F) {
+	v := "value"
+	values := make([]*string, numRead)
+	for i := range values {
+		values[i] = &v
+	}
+	f.Add(packed("str8", values))
+	f.Add(packed("false", make([]*string, numRead)))
+	f.Fuzz(func(t *testing.T, s string) {
+		rv, found, err := unpackRecord(s)
+		if err == nil && found {
+			rv.record() // must not panic, whatever the fields hold
+		}
+	})
+}
