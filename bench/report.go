@@ -132,7 +132,7 @@ var remedies = map[string]string{
 	"scale": "the server's CPU per request (cores used divided by requests/s) is the steadier measure of whether cost grows with sessions; the requests/s ratio also moves with the machine's other load",
 	"heap":  "a more compact entry: the record's fixed fields in a flat array indexed by a small integer, with the strings in one arena",
 	"sweep": "the sweep pauses after every batch as long as the batch took, so it takes at most half a core; pausing three times as long did not lower this p99 in a trial, " +
-		"so what requests wait for is each batch while it runs, not the sweep's share of the CPU: Redis runs one script at a time and requests queue behind the sweep's, " +
+		"so what requests wait for is each batch while it runs, not the sweep's share of the CPU: a request's write waits for the sweep's open transaction (SQLite, PostgreSQL) or script (Redis), " +
 		"and every ended session's record and end event is garbage for the collector. Smaller pieces per store call, and end records that allocate less, would shorten those waits",
 	"sweep-time": "the Manager pauses after every full batch as long as the batch took, so a sweep lasts at least twice the store's own work; " +
 		"the rest is the store's EndExpired per batch (its share of the sweep's CPU profile below): fewer statements per batch, and fewer index updates per ended record, would shorten it",

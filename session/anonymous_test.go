@@ -158,3 +158,22 @@ func TestRememberMeCookieLastsUntilTheAbsoluteDeadline(t *testing.T) {
 		t.Errorf("a default login set a persistent cookie: Max-Age=%d Expires=%v", c.MaxAge, c.Expires)
 	}
 }
+
+// A Clear-Site-Data of "*" would delete the cookie Start sets after a
+// logout; Start keeps the rest of what it clears.
+func TestStartAfterLogoutSparesOnlyCookies(t *testing.T) {
+	h := newHarness(t, func(c *session.Config) { c.ClearSiteData = `"*"` })
+	tok := h.login("alice")
+	r := httptest.NewRequest("POST", "/logout", nil)
+	r.Header.Set("Cookie", h.m.CookieName()+"="+tok)
+	w := httptest.NewRecorder()
+	if err := h.m.Logout(w, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.m.Start(w, r); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Header().Get("Clear-Site-Data"); got != `"cache", "storage"` {
+		t.Errorf("Clear-Site-Data = %q, want \"cache\", \"storage\"", got)
+	}
+}

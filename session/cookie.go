@@ -71,7 +71,7 @@ func (c CookieConfig) withDefaults() CookieConfig {
 func (c CookieConfig) validate() error {
 	host, secure := strings.HasPrefix(c.Name, "__Host-"), strings.HasPrefix(c.Name, "__Secure-")
 	switch {
-	case !validCookieName(c.Name):
+	case (&http.Cookie{Name: c.Name, Value: "x"}).Valid() != nil:
 		return fmt.Errorf("session: cookie name %q is not a valid cookie name", c.Name)
 	case c.SameSite == http.SameSiteNoneMode:
 		return errors.New("session: SameSite=None would send the session cookie on cross-site requests; use Lax or Strict")
@@ -88,19 +88,6 @@ func (c CookieConfig) validate() error {
 		return fmt.Errorf("session: cookie Path %q must start with / and hold no ';' or control characters", c.Path)
 	}
 	return nil
-}
-
-// validCookieName reports whether name is an RFC 6265 token.
-func validCookieName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for _, r := range name {
-		if r <= ' ' || r >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r) {
-			return false
-		}
-	}
-	return true
 }
 
 // sessionCookie returns the Set-Cookie that hands token to the browser,

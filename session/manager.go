@@ -358,6 +358,11 @@ func (m *Manager) Login(w http.ResponseWriter, r *http.Request, userID string, o
 // timeouts; Require does not let it through. Login replaces it with a
 // signed-in session under a new token, carrying over the keys it is told to.
 //
+// Each call for a visitor without a session writes a record to the store,
+// so call Start where a visitor keeps something (a cart, a message), not in
+// middleware for every page: a crawler would then fill the store with
+// sessions nobody uses until their idle timeout ends them.
+//
 // Called after Logout in the same request, Start begins a new anonymous
 // session, so that a message such as "you were signed out" can follow the
 // user to the next page; the Clear-Site-Data header then spares cookies.
@@ -381,7 +386,11 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request) (*Session, error
 func spareCookies(h http.Header, v string) {
 	var keep []string
 	for part := range strings.SplitSeq(v, ",") {
-		if part = strings.TrimSpace(part); part != `"cookies"` && part != `"*"` && part != "" {
+		switch part = strings.TrimSpace(part); part {
+		case `"cookies"`, "":
+		case `"*"`: // everything but the cookies
+			keep = append(keep, `"cache"`, `"storage"`)
+		default:
 			keep = append(keep, part)
 		}
 	}
