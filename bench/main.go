@@ -122,7 +122,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&c.profile, "profile", true, "take a CPU profile of each sessionguard middleware system under load (off with -quick unless given)")
 	fs.StringVar(&c.redisDSN, "redis", envOr("SESSIONGUARD_TEST_REDIS", "redis://127.0.0.1:6379/0"), "Redis for the Redis systems (default $SESSIONGUARD_TEST_REDIS)")
 	fs.StringVar(&c.pgDSN, "postgres", envOr("SESSIONGUARD_TEST_POSTGRES", "postgres://root@127.0.0.1:5432/test?sslmode=disable"), "PostgreSQL for the PostgreSQL systems (default $SESSIONGUARD_TEST_POSTGRES)")
-	fs.StringVar(&c.keep, "keep", "", "keep the servers' logs and the CPU profiles in this directory")
+	fs.StringVar(&c.keep, "keep", "", "keep the servers' logs, the CPU profiles, and each sweep's latency samples (CSV: due time, latency in µs) and 2-second execution trace in this directory")
 	fs.StringVar(&c.nginx, "nginx", "", "nginx for the gateway rows (default: nginx on the PATH, or /usr/sbin/nginx)")
 	fs.StringVar(&c.nginxWorkers, "nginx-workers", "auto", "nginx's worker_processes in the gateway rows (auto: one per core)")
 	fs.StringVar(&c.oauth2Proxy, "oauth2-proxy", "", "oauth2-proxy for its gateway row (default: the one go install put into the user cache directory, installed the first time)")

@@ -17,3 +17,6 @@ func signalGroup(cmd *exec.Cmd, sig syscall.Signal) {
 		syscall.Kill(-cmd.Process.Pid, sig)
 	}
 }
+
+// syncDisks writes the kernel's dirty pages back to disk.
+func syncDisks() { syscall.Sync() }

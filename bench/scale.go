@@ -5,9 +5,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -359,6 +361,9 @@ func (e *env) sweepRun(ctx context.Context, store string) (*sweepRow, error) {
 	if len(samples) == 0 {
 		return nil, fmt.Errorf("no sample")
 	}
+	if e.keepDir {
+		dumpSamples(filepath.Join(e.dir, "quiet-"+store+".csv"), samples)
+	}
 	sr.QuietN, sr.QuietBad, sr.QuietP50, sr.QuietP99 = latencies(samples, samples[0].due, samples[len(samples)-1].due.Add(time.Nanosecond))
 
 	stop = make(chan struct{})
@@ -376,6 +381,9 @@ func (e *env) sweepRun(ctx context.Context, store string) (*sweepRow, error) {
 		prof <- ""
 		mutex <- ""
 	}
+	if e.keepDir {
+		go downloadTo(ctx, r.base+"/debug/pprof/trace?seconds=2", filepath.Join(e.dir, "sweep-trace-"+store+".out"))
+	}
 	var ans sweepAnswer
 	t0 := time.Now()
 	err = r.post(ctx, "/bench/sweep", &ans)
@@ -390,7 +398,21 @@ func (e *env) sweepRun(ctx context.Context, store string) (*sweepRow, error) {
 	sr.Ended, sr.Events, sr.Took = ans.Ended, ans.Events, t1.Sub(t0)
 	sr.GC = ans
 	sr.DuringN, sr.DuringBad, sr.DuringP50, sr.DuringP99 = latencies(samples, t0, t1)
+	if e.keepDir {
+		dumpSamples(filepath.Join(e.dir, "during-"+store+".csv"), samples)
+	}
 	fmt.Printf("sweep %-9s ended %d (events %d) in %.1fs; p99 quiet %s, during the sweep %s (%d samples); %d GCs, %v paused, %d MB allocated\n",
 		store, sr.Ended, sr.Events, sr.Took.Seconds(), fmtDur(sr.QuietP99), fmtDur(sr.DuringP99), sr.DuringN, ans.GCs, ans.GCPause, ans.Allocated>>20)
 	return sr, nil
+}
+
+// dumpSamples writes samples as CSV lines of the due time (Unix µs) and the
+// latency (µs), for a look at when the slow ones came: in bursts (a stall
+// of the whole machine) or spread out.
+func dumpSamples(file string, samples []sample) {
+	var b strings.Builder
+	for _, s := range samples {
+		fmt.Fprintf(&b, "%d,%d\n", s.due.UnixMicro(), s.took.Microseconds())
+	}
+	os.WriteFile(file, []byte(b.String()), 0o644)
 }

@@ -70,6 +70,7 @@ func serveMain(args []string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /bench/heap", serveHeap)
 	var closeSystem func() error
 	var err error

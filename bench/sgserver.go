@@ -441,6 +441,19 @@ func insertSQLite(ctx context.Context, path string, first, n int, now time.Time)
 // PostgreSQL's table vacuumed and analysed, as autovacuum does (after a
 // bulk load autovacuum would otherwise run during the measurement).
 func settle(ctx context.Context, o serveOptions) error {
+	if err := settleStore(ctx, o); err != nil {
+		return err
+	}
+	// The preload left the kernel with dirty pages (the SQLite file,
+	// PostgreSQL's and Redis's own writes) that it would write back during
+	// the next measurement; write them now, and collect the preload's
+	// garbage, so that a quiet store is measured quiet.
+	syncDisks()
+	runtime.GC()
+	return nil
+}
+
+func settleStore(ctx context.Context, o serveOptions) error {
 	switch o.system {
 	case "sg-sqlite":
 		db, err := sql.Open("sqlite", "file:"+o.sqlitePath+"?_pragma=busy_timeout(10000)")
