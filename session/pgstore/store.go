@@ -214,9 +214,11 @@ func (s *Store) getBatch(ctx context.Context, hashes []session.TokenHash) ([]bat
 	}
 	defer rows.Close()
 	found := make(map[session.TokenHash]batch.Result[session.Record], len(hashes))
+	var key []byte
+	scan := sqlstore.NewRecordScanner(&key)
 	for rows.Next() {
-		var key []byte
-		rec, err := sqlstore.ScanRecord(rows, &key)
+		key = nil
+		rec, err := scan.Scan(rows)
 		if len(key) != len(session.TokenHash{}) {
 			return nil, wrap("get", cmp.Or(err, errors.New("a row without its token hash")))
 		}
@@ -434,9 +436,10 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	}
 	defer rows.Close()
 	var ended []session.Ended
+	var keepUntil int64
+	scan := sqlstore.NewRecordScanner(&keepUntil)
 	for rows.Next() {
-		var keepUntil int64
-		rec, err := sqlstore.ScanRecord(rows, &keepUntil)
+		rec, err := scan.Scan(rows)
 		if err != nil {
 			return nil, wrap("end expired", err)
 		}
@@ -502,8 +505,9 @@ func (s *Store) List(ctx context.Context, userID string, limit int) ([]session.R
 	}
 	defer rows.Close()
 	var recs []session.Record
+	scan := sqlstore.NewRecordScanner()
 	for rows.Next() {
-		rec, err := sqlstore.ScanRecord(rows)
+		rec, err := scan.Scan(rows)
 		if err != nil {
 			return nil, wrap("list", err)
 		}

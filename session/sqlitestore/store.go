@@ -638,8 +638,9 @@ func (s *Store) endExpiredBatch(ctx context.Context, now int64, keep time.Durati
 		return 0, wrap("end expired", err)
 	}
 	first := len(*ended)
+	scan := sqlstore.NewRecordScanner()
 	for rows.Next() {
-		rec, err := sqlstore.ScanRecord(rows)
+		rec, err := scan.Scan(rows)
 		if err != nil {
 			rows.Close()
 			*ended = (*ended)[:first]
@@ -730,8 +731,9 @@ func scanRecords(rows *sql.Rows, err error) ([]session.Record, error) {
 	}
 	defer rows.Close()
 	var recs []session.Record
+	scan := sqlstore.NewRecordScanner()
 	for rows.Next() {
-		rec, err := sqlstore.ScanRecord(rows)
+		rec, err := scan.Scan(rows)
 		if err != nil {
 			return nil, wrap("list", err)
 		}
