@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/sessionguard/sessionguard/internal/sqldb"
@@ -63,6 +64,11 @@ type Options struct {
 	// Logger receives problems that are not the caller's (a corrupt stored
 	// hash, a failed re-hash). The default is slog.Default().
 	Logger *slog.Logger
+
+	// Issuer names the service in authenticator apps, beside the user name
+	// (BeginTOTP). It may not contain a colon, which the otpauth URI uses
+	// to separate the two. The default is "sessionguard".
+	Issuer string
 }
 
 // CacheOff, as Options.CacheTTL, turns the Store's cache of users off.
@@ -77,6 +83,8 @@ func (o *Options) check() error {
 		return fmt.Errorf("account: Options.MaxWaitingHashes must be positive or zero (the default), got %d", o.MaxWaitingHashes)
 	case o.CacheTTL < 0 && o.CacheTTL != CacheOff:
 		return fmt.Errorf("account: Options.CacheTTL must be positive, zero (the default) or CacheOff, got %v", o.CacheTTL)
+	case strings.Contains(o.Issuer, ":"):
+		return fmt.Errorf("account: Options.Issuer may not contain a colon, got %q", o.Issuer)
 	}
 	return nil
 }
@@ -101,6 +109,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Issuer == "" {
+		o.Issuer = "sessionguard"
+	}
 	return o
 }
 
@@ -118,7 +129,8 @@ type Store struct {
 }
 
 // NewStore returns a Store on db, creating or migrating its tables
-// (account_users, account_version for its cache, account_setup_tokens, and
+// (account_users, account_version for its cache, account_setup_tokens,
+// account_totp and account_recovery_codes for second factors, and
 // account_throttle and account_known_clients for its Authenticators).
 func NewStore(ctx context.Context, db *sqldb.DB, opts Options) (*Store, error) {
 	if err := opts.check(); err != nil {
@@ -145,6 +157,9 @@ func NewStore(ctx context.Context, db *sqldb.DB, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := db.Migrate(ctx, "account_setup", setupMigrations); err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, "account_mfa", mfaMigrations); err != nil {
 		return nil, err
 	}
 	if s.cache, err = newUserCache(ctx, db, opts.CacheTTL, s.opts.Clock); err != nil {
