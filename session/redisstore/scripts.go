@@ -349,9 +349,18 @@ return {code}
 // need the exact comparison and may stay.
 // KEYS: expiry index. ARGV: prefix, "1", now (ns), now (ms, rounded down),
 // limit, skip, keep (ns).
-// Returns {fields of each record ended, entries visited, entries of now's
-// millisecond that stayed, record keys to upgrade}.
+// Returns {each record ended, packed as getScript packs it, entries visited,
+// entries of now's millisecond that stayed, record keys to upgrade}.
 var sweepStepScript = newScript(prelude + `
+local F = {` + luaStrings(readOrder[:]) + `}
+-- packed is a record's fields in readOrder, packed as the Get script packs
+-- them: one string per ended record for the client to read, not a list of
+-- field names and values.
+local function packed(r)
+  local v = {}
+  for i, name in ipairs(F) do v[i] = r[name] or false end
+  return cmsgpack.pack(v)
+end
 local now, nowMs, limit = split(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local keep, last = split(ARGV[7]), split('9223372036854775807')
 local out, visited, stayed, legacy = {}, 0, 0, {}
@@ -366,7 +375,7 @@ local function visit(m)
   local ref = tag .. ':s:' .. id
   local code, a, b = expireOne(P .. ref, P .. tag .. ':idx', id, ver, now)
   if code == 1 then
-    out[#out + 1] = a
+    out[#out + 1] = packed(b)
     redis.call('ZREM', KEYS[1], m)
     redis.call('DEL', P .. 't:' .. b.th, P .. 'i:' .. id)
     local ku = add(split(b.ex), keep)

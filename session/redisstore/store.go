@@ -750,7 +750,7 @@ func (s *Store) sweepAtomic(ctx context.Context, nowNs int64, keep time.Duration
 		stayed, _ := res[2].(int64)
 		legacy, _ := res[3].([]any)
 		for _, r := range recs {
-			rec, err := parseReply(r)
+			rec, err := unpackEnded(r)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -1067,6 +1067,20 @@ func parseReply(r any) (session.Record, error) {
 		return session.Record{}, err
 	}
 	return parseRecord(m)
+}
+
+// unpackEnded reads a record the sweep step ended, packed as getScript packs
+// records.
+func unpackEnded(r any) (session.Record, error) {
+	s, _ := r.(string)
+	rv, found, err := unpackRecord(s)
+	if err == nil && !found {
+		err = errMalformed
+	}
+	if err != nil {
+		return session.Record{}, wrap("end expired", err)
+	}
+	return rv.record()
 }
 
 // found turns a script's 1 or 0 into nil or session.ErrNotFound.
