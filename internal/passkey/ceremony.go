@@ -108,6 +108,9 @@ func rejected(err error) error {
 // authenticator can, and no attestation, and excludes the authenticators
 // user already registered.
 func (s *Store) BeginRegistration(ctx context.Context, user string) (options, state []byte, err error) {
+	if !s.CeremoniesOn() {
+		return nil, nil, ErrCeremoniesOff
+	}
 	u, err := s.loadUser(ctx, user, true)
 	if err != nil {
 		return nil, nil, err
@@ -148,6 +151,9 @@ func (s *Store) BeginRegistration(ctx context.Context, user string) (options, st
 // cannot be used, and ErrRejected for an answer that does not verify or a
 // passkey already registered.
 func (s *Store) FinishRegistration(ctx context.Context, user, name string, state, body []byte) (Credential, error) {
+	if !s.CeremoniesOn() {
+		return Credential{}, ErrCeremoniesOff
+	}
 	name, err := cleanName(name)
 	if err != nil {
 		return Credential{}, err
@@ -187,6 +193,9 @@ func (s *Store) FinishRegistration(ctx context.Context, user, name string, state
 // member goes to PublicKeyCredential.parseRequestOptionsFromJSON and then
 // navigator.credentials.get, and the state to keep for FinishLogin.
 func (s *Store) BeginLogin(ctx context.Context, user string) (options, state []byte, err error) {
+	if !s.CeremoniesOn() {
+		return nil, nil, ErrCeremoniesOff
+	}
 	var assertion *protocol.CredentialAssertion
 	var sess *webauthn.SessionData
 	ceremony := ceremonyPasswordless
@@ -227,6 +236,9 @@ func (s *Store) BeginLogin(ctx context.Context, user string) (options, state []b
 // as a second factor), and ErrCloned when the passkey's counter went
 // backwards.
 func (s *Store) FinishLogin(ctx context.Context, state, body []byte) (user string, userVerified bool, err error) {
+	if !s.CeremoniesOn() {
+		return "", false, ErrCeremoniesOff
+	}
 	st, err := s.useState(ctx, state, "", ceremonySecondFactor, ceremonyPasswordless)
 	if err != nil {
 		return "", false, err

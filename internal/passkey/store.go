@@ -112,6 +112,10 @@ var (
 	// may be in use elsewhere. The sign-in is refused; the passkey stays,
 	// for the user or an administrator to remove.
 	ErrCloned = errors.New("passkey: the passkey's signature counter went backwards: it may have been cloned")
+
+	// ErrCeremoniesOff: the Store was made without a relying party (the
+	// zero Config), so it keeps passkeys but runs no ceremony.
+	ErrCeremoniesOff = errors.New("passkey: passkeys cannot be used on this server: it has no relying party (an https address or localhost)")
 )
 
 // MaxNameLength is the longest name, in characters, a passkey may have.
@@ -185,9 +189,21 @@ type Store struct {
 // NewStore returns a Store for the relying party cfg on db, creating or
 // migrating its tables (passkey_users, passkey_credentials and
 // passkey_used_challenges).
+//
+// With the zero Config the Store runs no ceremony (they return
+// ErrCeremoniesOff) but still lists, counts and removes passkeys: for a
+// server at an address where browsers offer no passkeys, which must still
+// know that a user has one rather than sign them in with a password alone,
+// and for the command line's reset.
 func NewStore(ctx context.Context, db *sqldb.DB, cfg Config, opts Options) (*Store, error) {
 	if opts.StateTTL < 0 {
 		return nil, fmt.Errorf("passkey: Options.StateTTL must be positive or zero (the default), got %v", opts.StateTTL)
+	}
+	if cfg.RPID == "" && cfg.RPDisplayName == "" && len(cfg.Origins) == 0 {
+		if err := db.Migrate(ctx, "passkey", migrations); err != nil {
+			return nil, err
+		}
+		return &Store{db: db, opts: opts.withDefaults()}, nil
 	}
 	cfg = cfg.withDefaults()
 	if len(cfg.Origins) == 0 {
@@ -215,6 +231,10 @@ func NewStore(ctx context.Context, db *sqldb.DB, cfg Config, opts Options) (*Sto
 
 // Config returns the relying party the Store serves, defaults filled in.
 func (s *Store) Config() Config { return s.cfg }
+
+// CeremoniesOn reports whether the Store runs ceremonies: whether it was
+// made with a relying party.
+func (s *Store) CeremoniesOn() bool { return s.wa != nil }
 
 const credentialColumns = `id, user_name, name, public_key, attestation_format, sign_count,
 	user_verified, backup_eligible, backup_state, aaguid, transports, created_at, last_used_at`

@@ -365,3 +365,36 @@ func TestConfigFromURL(t *testing.T) {
 		}
 	}
 }
+
+// A Store without a relying party still knows who has passkeys, so that a
+// server where browsers offer none does not take a passkey user for one
+// without a second factor, but it runs no ceremony.
+func TestStoreWithoutRelyingParty(t *testing.T) {
+	db := sqldbtest.Open(t, sqldb.SQLite)
+	ctx := t.Context()
+	full, _ := newTestStore(t, db)
+	addCredential(t, full, "alice", "Laptop", 1, false, 0)
+
+	off, err := NewStore(ctx, db, Config{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.CeremoniesOn() || !full.CeremoniesOn() {
+		t.Errorf("CeremoniesOn: without a relying party %v, with one %v", off.CeremoniesOn(), full.CeremoniesOn())
+	}
+	if n, err := off.Count(ctx, "alice"); err != nil || n != 1 {
+		t.Errorf("Count(alice) without a relying party = %d, %v, want 1", n, err)
+	}
+	if _, _, err := off.BeginLogin(ctx, "alice"); !errors.Is(err, ErrCeremoniesOff) {
+		t.Errorf("BeginLogin = %v, want ErrCeremoniesOff", err)
+	}
+	if _, _, err := off.BeginRegistration(ctx, "alice"); !errors.Is(err, ErrCeremoniesOff) {
+		t.Errorf("BeginRegistration = %v, want ErrCeremoniesOff", err)
+	}
+	if _, _, err := off.FinishLogin(ctx, []byte("{}"), []byte("{}")); !errors.Is(err, ErrCeremoniesOff) {
+		t.Errorf("FinishLogin = %v, want ErrCeremoniesOff", err)
+	}
+	if n, err := off.RemoveAll(ctx, "alice"); err != nil || n != 1 {
+		t.Errorf("RemoveAll(alice) = %d, %v, want 1", n, err)
+	}
+}
