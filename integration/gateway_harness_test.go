@@ -36,7 +36,8 @@ func startGateway(t *testing.T, kind testproxy.Kind, flags ...string) *gateway {
 	addUser(t, db, "user", "alice", alicePassword)
 	addUser(t, db, "admin", "ada", adaPassword)
 	g := &gateway{kind: kind, app: startProtectedApp(t)}
-	args := append([]string{"-db", db, "-sessions", "memory", "-trusted-proxy", "127.0.0.1/32"}, flags...)
+	args := append([]string{"-db", db, "-sessions", "memory", "-trusted-proxy", "127.0.0.1/32"}, adminPasswordOnly...)
+	args = append(args, flags...)
 	g.sg = startInstance(t, "sessionguard", args...)
 	g.proxy = testproxy.Start(t, kind, testproxy.Backends{
 		SessionGuard: strings.TrimPrefix(g.sg.url, "http://"),

@@ -191,8 +191,10 @@ func TestGatewayIdle(t *testing.T) {
 	forEachProxy(t, func(t *testing.T, kind testproxy.Kind) {
 		g := startGateway(t, kind, idleFlags(idle)...)
 		v := g.visitor()
-		v.signIn(t, "alice", alicePassword, "/app/")
+		// Taken before the sign-in: the session's last activity is at or
+		// after it, whether or not the navigation below is throttled.
 		lastActive := time.Now()
+		v.signIn(t, "alice", alicePassword, "/app/")
 		expectFromApp(t, g, "navigation after signing in", v.get(t, pageNavigation, "/app/"), "/app/", "alice", "user")
 
 		// Passive checks, straight to sessionguard, until the session ends.

@@ -36,7 +36,7 @@ const adminIdle = 3 * time.Second
 func manyInstances(t *testing.T, db, sessions string) {
 	addUser(t, db, "user", "alice", alicePassword)
 	addUser(t, db, "admin", "ada", adaPassword)
-	args := []string{"-db", db, "-admin-idle-timeout", adminIdle.String()}
+	args := append([]string{"-db", db, "-admin-idle-timeout", adminIdle.String()}, adminPasswordOnly...)
 	var sessionsArgs []string
 	if sessions != "" {
 		sessionsArgs = []string{"-sessions", sessions}

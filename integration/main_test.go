@@ -55,6 +55,12 @@ func cli(t *testing.T, stdin string, args ...string) string {
 // redactArgs joins args for a message; DSNs are test ones, without secrets.
 func redactArgs(args []string) string { return strings.Join(args, " ") }
 
+// adminPasswordOnly lets administrators sign in with a password alone, as
+// they did before a second factor was required of them: these tests are
+// about sessions, stores and the gateway, and sign ada in with her password.
+// The second factor is tested in cmd/sessionguard and e2e.
+var adminPasswordOnly = []string{"-admin-mfa", "optional"}
+
 // addUser creates an account with the CLI, as an operator would.
 func addUser(t *testing.T, db, role, name, password string) {
 	t.Helper()

@@ -127,7 +127,7 @@ func startReverseProxyCookie(t *testing.T, up *rpUpstream, cookie string, args .
 	db := "sqlite:" + filepath.Join(t.TempDir(), "sg.db")
 	addUser(t, db, "user", "alice", alicePassword)
 	addUser(t, db, "admin", "ada", adaPassword)
-	base := []string{"-upstream", up.URL, "-sessions", "memory", "-db", db}
+	base := append([]string{"-upstream", up.URL, "-sessions", "memory", "-db", db}, adminPasswordOnly...)
 	s := startInstance(t, "sessionguard", append(base, args...)...)
 	return &rpServer{instance: s, up: up, db: db, cookie: cookie}
 }

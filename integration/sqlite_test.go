@@ -139,7 +139,7 @@ func TestSQLiteRevocationAcrossProcesses(t *testing.T) {
 	db, _ := sqliteDB(t)
 	addUser(t, db, "user", "alice", alicePassword)
 	addUser(t, db, "admin", "ada", adaPassword)
-	in := startInstances(t, []string{"first", "second"}, "-db", db)
+	in := startInstances(t, []string{"first", "second"}, append([]string{"-db", db}, adminPasswordOnly...)...)
 	first, second := in[0], in[1]
 
 	// Signed in on the first, served (and so cached) by both.
@@ -208,7 +208,7 @@ var setupLinkRE = regexp.MustCompile(`/setup\?token=([A-Za-z0-9_-]{43})`)
 // first administrator exists no link works anywhere.
 func TestSQLiteSetupLinkOnAnyInstance(t *testing.T) {
 	db, _ := sqliteDB(t)
-	in := startInstances(t, []string{"first", "second"}, "-db", db)
+	in := startInstances(t, []string{"first", "second"}, append([]string{"-db", db}, adminPasswordOnly...)...)
 	first, second := in[0], in[1]
 	link := func(s *instance) string {
 		var token string

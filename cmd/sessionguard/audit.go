@@ -27,7 +27,12 @@ func openAudit(ctx context.Context, db *sqldb.DB, log *slog.Logger) (*auditLog, 
 // failure to record does not undo the change, which is done; it is logged
 // so that the operator knows the log misses it.
 func recordAudit(ctx context.Context, l *auditLog, log *slog.Logger, event audit.Event, user string) {
-	err := l.Record(ctx, audit.Entry{Event: event, User: user, Detail: "command line"})
+	recordAuditDetail(ctx, l, log, event, user, "command line")
+}
+
+// recordAuditDetail is recordAudit with the entry's Detail given.
+func recordAuditDetail(ctx context.Context, l *auditLog, log *slog.Logger, event audit.Event, user, detail string) {
+	err := l.Record(ctx, audit.Entry{Event: event, User: user, Detail: detail})
 	if err != nil {
 		log.Error("the change is made but the audit log missed it", "event", event, "user", user, "err", err)
 	}

@@ -6,10 +6,21 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+
+	"github.com/sessionguard/sessionguard/internal/account"
+	"github.com/sessionguard/sessionguard/internal/audit"
+	"github.com/sessionguard/sessionguard/internal/passkey"
+	"github.com/sessionguard/sessionguard/internal/sqldb"
+	"github.com/sessionguard/sessionguard/session"
+	"github.com/sessionguard/sessionguard/session/sqlitestore"
 )
 
 // cli runs the command line in this process and returns its exit code and
@@ -91,8 +102,8 @@ func TestUserAndAuditCommands(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"user"}, "sessionguard: user needs a subcommand: add, list, disable, enable or passwd (see 'sessionguard user -h')\n"},
-		{[]string{"user", "remove", "alice"}, `sessionguard: unknown user subcommand "remove": use add, list, disable, enable or passwd (see 'sessionguard user -h')` + "\n"},
+		{[]string{"user"}, "sessionguard: user needs a subcommand: add, list, disable, enable, passwd or mfa-reset (see 'sessionguard user -h')\n"},
+		{[]string{"user", "remove", "alice"}, `sessionguard: unknown user subcommand "remove": use add, list, disable, enable, passwd or mfa-reset (see 'sessionguard user -h')` + "\n"},
 		{[]string{"user", "add", "-password-stdin"}, "sessionguard: user add needs exactly one NAME (see 'sessionguard user add -h')\n"},
 		{[]string{"user", "add", "-role", "root", "bob"}, `sessionguard: invalid value "root" for -role: want one of admin, user` + "\n"},
 		{[]string{"user", "add", "-password-stdin", "bob", "-role", "admin"}, "sessionguard: flag -role after an argument: flags come first (sessionguard user add [flags] NAME)\n"},
@@ -222,4 +233,137 @@ func TestUserSubcommandTable(t *testing.T) {
 			t.Errorf("user %s -h: exit %d, stdout %q, stderr %q", s.name, code, out, errOut)
 		}
 	}
+}
+
+// TestUserMFAReset: mfa-reset removes the authenticator app, the recovery
+// codes and the passkeys of one user, no one else's, ends the user's
+// sessions, and says what it did, on standard output and in the audit log.
+func TestUserMFAReset(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "a.db")
+	env := map[string]string{"SESSIONGUARD_DB": dsn}
+	const pw = "correct horse battery staple"
+	for _, name := range []string{"alice", "bob"} {
+		if code, _, errOut := cli(t, env, pw+"\n", "user", "add", "-password-stdin", name); code != 0 {
+			t.Fatalf("user add %s: exit %d, %q", name, code, errOut)
+		}
+	}
+
+	db, err := sqldb.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	accounts, err := account.NewStore(ctx, db, account.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, err := passkey.ConfigFromURL("http://localhost:8080", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	passkeys, err := passkey.NewStore(ctx, db, rp, passkey.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"alice", "bob"} {
+		e, err := accounts.BeginTOTP(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, err := totp.GenerateCode(e.Secret, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := accounts.ConfirmTOTP(ctx, name, code); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := accounts.NewRecoveryCodes(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		// A registration needs an authenticator; the row it would leave
+		// is enough for a reset to remove.
+		for j := range 2 {
+			if _, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO passkey_credentials (id, user_name, name, public_key,
+				attestation_format, sign_count, user_verified, backup_eligible, backup_state, aaguid, transports, created_at, last_used_at)
+				VALUES (?, ?, 'key', ?, 'none', 0, TRUE, FALSE, FALSE, ?, '', 0, 0)`),
+				[]byte{byte(i), byte(j)}, name, []byte("public key"), make([]byte, 16)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// A session of alice's, in the sessions table of the same database,
+	// as the server would have started it.
+	store, err := sqlitestore.Open(filepath.Join(dir, "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := session.New(session.Config{Store: store, SweepInterval: session.SweepOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	if _, err := m.Login(rec, httptest.NewRequest("POST", "/auth/login", nil), "alice", session.LoginOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	store.Close()
+
+	code, out, errOut := cli(t, env, "", "user", "mfa-reset", "Alice")
+	want := "removed the authenticator app, 10 recovery codes and 2 passkeys of alice\nreset the second factors of alice; ended 1 session(s)\n"
+	if code != 0 || out != want || errOut != "" {
+		t.Fatalf("user mfa-reset: exit %d\nstdout %q\nwant   %q\nstderr %q", code, out, want, errOut)
+	}
+	for _, tc := range []struct {
+		user     string
+		factors  account.Factors
+		passkeys int
+	}{
+		{"alice", account.Factors{}, 0},
+		{"bob", account.Factors{TOTP: true, RecoveryCodesLeft: account.RecoveryCodeCount}, 2},
+	} {
+		f, err := accounts.Factors(ctx, tc.user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := passkeys.Count(ctx, tc.user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.TOTP != tc.factors.TOTP || f.RecoveryCodesLeft != tc.factors.RecoveryCodesLeft || n != tc.passkeys {
+			t.Errorf("%s after resetting alice: %+v and %d passkeys, want %+v and %d", tc.user, f, n, tc.factors, tc.passkeys)
+		}
+	}
+
+	// Again: nothing left to remove, which is no error.
+	if code, out, _ := cli(t, env, "", "user", "mfa-reset", "alice"); code != 0 ||
+		out != "removed no second factor of alice\nreset the second factors of alice; ended 0 session(s)\n" {
+		t.Errorf("second mfa-reset: exit %d, %q", code, out)
+	}
+	if code, _, errOut := cli(t, env, "", "user", "mfa-reset", "nobody"); code != exitFailure || errOut != "sessionguard: no user \"nobody\"\n" {
+		t.Errorf("mfa-reset nobody: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := cli(t, env, "", "user", "mfa-reset"); code != exitUsage || !strings.Contains(errOut, "user mfa-reset needs exactly one NAME") {
+		t.Errorf("mfa-reset without NAME: exit %d, %q", code, errOut)
+	}
+
+	entries, err := auditEntries(ctx, db, audit.MFAReset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 || entries[0].User != "alice" ||
+		entries[0].Detail != "command line: removed the authenticator app, 10 recovery codes and 2 passkeys" ||
+		entries[1].Detail != "command line: removed no second factor" {
+		t.Errorf("mfa_reset entries: %+v", entries)
+	}
+}
+
+// auditEntries returns the audit log's entries of event, oldest first.
+func auditEntries(ctx context.Context, db *sqldb.DB, event audit.Event) ([]audit.Entry, error) {
+	l, err := audit.NewLog(ctx, db, audit.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return l.Query(ctx, audit.Filter{Event: event})
 }

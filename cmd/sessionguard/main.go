@@ -6,7 +6,7 @@
 //
 //	sessionguard [serve] [flags]      run the server (the default command)
 //	sessionguard user add [-role admin|user] [-password-stdin] NAME
-//	sessionguard user list | disable NAME | enable NAME | passwd NAME
+//	sessionguard user list | disable NAME | enable NAME | passwd NAME | mfa-reset NAME
 //	sessionguard audit [-since DURATION] [-json] [-user NAME] [-event NAME]
 //	sessionguard backup [-db sqlite:PATH] OUT
 //	sessionguard version | -version

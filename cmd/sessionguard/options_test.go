@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionguard/sessionguard/internal/account"
 	"github.com/sessionguard/sessionguard/session"
 )
 
@@ -37,7 +38,8 @@ func TestServeDefaults(t *testing.T) {
 		c.AdminPolicy != want.AdminPolicy || c.WarnBefore != want.WarnBefore || c.ReauthAfter != want.ReauthAfter ||
 		c.TouchInterval != 0 || c.ShutdownTimeout != want.ShutdownTimeout || c.StoreTimeout != 3*time.Second || c.LogFormat != "text" ||
 		c.LogLevel.String() != "INFO" || c.InsecureCookie || c.TLS() || c.TLSLegacyCiphers || c.TrustedProxies != nil || c.BaseURL != "" ||
-		c.MetricsAddr != "" || c.AbsWarnBefore != 5*time.Minute || c.Lowered != nil || c.UnknownVariables != nil {
+		c.MetricsAddr != "" || c.AbsWarnBefore != 5*time.Minute || c.Lowered != nil || c.UnknownVariables != nil ||
+		c.MFA != account.MFAOptional || c.AdminMFA != account.MFARequired {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
 	}
 }
@@ -273,6 +275,67 @@ func TestServeEnvAndFlags(t *testing.T) {
 					t.Errorf("idle %v, warnings %q; want the default and %q", c.Policy.IdleTimeout, c.UnknownVariables, want)
 				}
 			}},
+		{"second factors given", []string{"-mfa", "required", "-admin-mfa", "passkey"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.MFA != account.MFARequired || c.AdminMFA != account.MFAPasskey || c.Lowered != nil {
+					t.Errorf("mfa %q, admin %q, lowered %q", c.MFA, c.AdminMFA, c.Lowered)
+				}
+			}},
+		{"second factors from env", nil, map[string]string{"SESSIONGUARD_MFA": "off", "SESSIONGUARD_ADMIN_MFA": "optional"},
+			func(t *testing.T, c *serveConfig) {
+				if c.MFA != account.MFAOff || c.AdminMFA != account.MFAOptional {
+					t.Errorf("mfa %q, admin %q", c.MFA, c.AdminMFA)
+				}
+			}},
+		{"a stronger -mfa raises the admins' default", []string{"-mfa", "passkey"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				want := "-admin-mfa raised from required to the users' passkey (-mfa): administrators' sign-in is never weaker than users'"
+				if c.MFA != account.MFAPasskey || c.AdminMFA != account.MFAPasskey || strings.Join(c.Lowered, "\n") != want {
+					t.Errorf("mfa %q, admin %q, lowered %q; want passkey twice and %q", c.MFA, c.AdminMFA, c.Lowered, want)
+				}
+			}},
+		{"presets set the second factors", []string{"-preset", "pci-dss"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.MFA != account.MFARequired || c.AdminMFA != account.MFARequired {
+					t.Errorf("mfa %q, admin %q, want required twice", c.MFA, c.AdminMFA)
+				}
+			}},
+		{"nist-aal3 asks for passkeys", []string{"-preset", "nist-aal3"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.MFA != account.MFAPasskey || c.AdminMFA != account.MFAPasskey {
+					t.Errorf("mfa %q, admin %q, want passkey twice", c.MFA, c.AdminMFA)
+				}
+			}},
+		{"a preset without a second factor leaves the defaults", []string{"-preset", "owasp-low-risk"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.MFA != account.MFAOptional || c.AdminMFA != account.MFARequired {
+					t.Errorf("mfa %q, admin %q", c.MFA, c.AdminMFA)
+				}
+			}},
+		{"explicit second factor beats preset", []string{"-preset", "hipaa", "-mfa", "optional"}, map[string]string{"SESSIONGUARD_ADMIN_MFA": "passkey"},
+			func(t *testing.T, c *serveConfig) {
+				if c.MFA != account.MFAOptional || c.AdminMFA != account.MFAPasskey {
+					t.Errorf("mfa %q, admin %q, want optional and passkey", c.MFA, c.AdminMFA)
+				}
+			}},
+		{"a stronger -mfa raises the preset's admins", []string{"-preset", "nist-aal2", "-mfa", "passkey"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.AdminMFA != account.MFAPasskey || len(c.Lowered) != 1 || !strings.HasPrefix(c.Lowered[0], "-admin-mfa (from -preset nist-aal2) raised from required") {
+					t.Errorf("admin %q, lowered %q", c.AdminMFA, c.Lowered)
+				}
+			}},
+		{"passkeys on https", []string{"-mfa", "passkey", "-addr", ":8443", "-base-url", "https://sg.example.com"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.MFA != account.MFAPasskey {
+					t.Errorf("mfa %q", c.MFA)
+				}
+			}},
+		{"passkeys on a wildcard address are for localhost", []string{"-admin-mfa", "passkey", "-addr", ":8080"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if got := c.passkeyURL(nil); got != "http://localhost:8080" {
+					t.Errorf("passkey URL %q, want http://localhost:8080", got)
+				}
+			}},
 		{"base url trailing slash", []string{"-base-url", "https://sg.example.com/"}, nil,
 			func(t *testing.T, c *serveConfig) {
 				if c.BaseURL != "https://sg.example.com" {
@@ -418,6 +481,20 @@ func TestServeBadValues(t *testing.T) {
 			`invalid value "com" for -cookie-domain: want a domain name with at least two labels, such as example.com`},
 		{"cookie domain an address", []string{"-cookie-domain", "10.0.0.1"}, nil,
 			`invalid value "10.0.0.1" for -cookie-domain: want a domain name such as example.com, not an address`},
+		{"unknown second-factor policy", []string{"-mfa", "sometimes"}, nil,
+			`invalid value "sometimes" for -mfa: want one of off, optional, required, passkey`},
+		{"admins weaker than users", []string{"-mfa", "required", "-admin-mfa", "optional"}, nil,
+			`-admin-mfa optional is weaker than the users' -mfa required: administrators' sign-in must not be weaker than users'`},
+		{"admins weaker than the users' default", []string{"-admin-mfa", "off"}, nil,
+			`-admin-mfa off is weaker than the users' -mfa optional: administrators' sign-in must not be weaker than users'`},
+		{"admins weaker than a preset's users, from env", []string{"-preset", "nist-aal3"}, map[string]string{"SESSIONGUARD_ADMIN_MFA": "required"},
+			`-admin-mfa (from SESSIONGUARD_ADMIN_MFA) required is weaker than the users' -mfa (from -preset nist-aal3) passkey: administrators' sign-in must not be weaker than users'`},
+		{"passkeys on plain http", []string{"-mfa", "passkey", "-base-url", "http://sg.example.com"}, nil,
+			`-mfa passkey needs passkeys, which this server cannot offer (base URL "http://sg.example.com" is not https: browsers offer passkeys only to https sites and localhost): set -base-url to the https:// URL people use`},
+		{"passkeys on an address", []string{"-preset", "nist-aal3", "-addr", "10.0.0.5:8443", "-tls-cert", "c.pem", "-tls-key", "k.pem"}, nil,
+			`-mfa (from -preset nist-aal3) passkey needs passkeys, which this server cannot offer (base URL "https://10.0.0.5:8443" has an IP address for host: ...`},
+		{"passkeys outside the cookie domain", []string{"-admin-mfa", "passkey", "-base-url", "https://sg.example.com", "-cookie-domain", "example.org"}, nil,
+			`-admin-mfa passkey needs passkeys, which this server cannot offer (cookie domain "example.org" does not cover the base URL's host "sg.example.com"): ...`},
 		{"unknown flag", []string{"-idle", "5m"}, nil,
 			`flag provided but not defined: -idle (see 'sessionguard serve -h')`},
 		{"missing value", []string{"-addr"}, nil,
@@ -515,6 +592,9 @@ func TestServeHelp(t *testing.T) {
 			"-upstream URL", "-upstream-timeout DURATION", "default: 60s", "-inject-script\n", "default: true", "-gate-activity navigation|all",
 			"-gate-passive-path GLOB", "repeatable; $SESSIONGUARD_GATE_PASSIVE_PATH, comma-separated",
 			"-gate-allow-role ROLE", "-gate-redirect-host HOST", "-cookie-domain DOMAIN",
+			"-mfa off|optional|required|passkey", "default: optional", "$SESSIONGUARD_MFA",
+			"-admin-mfa off|optional|required|passkey", "default: required", "$SESSIONGUARD_ADMIN_MFA",
+			"docs/mfa.md", "sessionguard user mfa-reset NAME",
 			"environment variable", "sessionguard user", "sessionguard audit",
 		} {
 			if !strings.Contains(help, want) {
@@ -537,8 +617,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 			n++
 		}
 	}
-	if n != 32 {
-		t.Errorf("help lists %d flags, want the 32 of serve", n)
+	if n != 34 {
+		t.Errorf("help lists %d flags, want the 34 of serve", n)
 	}
 }
 

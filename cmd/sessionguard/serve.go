@@ -26,6 +26,7 @@ import (
 	"github.com/sessionguard/sessionguard/internal/forwarded"
 	"github.com/sessionguard/sessionguard/internal/gateway"
 	"github.com/sessionguard/sessionguard/internal/metrics"
+	"github.com/sessionguard/sessionguard/internal/passkey"
 	"github.com/sessionguard/sessionguard/internal/sqldb"
 	"github.com/sessionguard/sessionguard/internal/web"
 	"github.com/sessionguard/sessionguard/session"
@@ -101,6 +102,9 @@ func serve(ctx context.Context, cfg *serveConfig, logOut io.Writer) error {
 		baseURL = deriveBaseURL(ln.Addr(), cfg.Addr, cfg.TLS())
 	}
 
+	if a.passkeys, err = openPasskeys(ctx, cfg, a.db, baseURL, log); err != nil {
+		return err
+	}
 	handler, err := a.handler(cfg, baseURL, log)
 	if err != nil {
 		return err
@@ -137,7 +141,12 @@ func serve(ctx context.Context, cfg *serveConfig, logOut io.Writer) error {
 		"absolute_timeout", formatDuration(cfg.Policy.AbsoluteTimeout),
 		"admin_idle_timeout", formatDuration(cfg.AdminPolicy.IdleTimeout),
 		"admin_absolute_timeout", formatDuration(cfg.AdminPolicy.AbsoluteTimeout),
+		"mfa", cfg.MFA,
+		"admin_mfa", cfg.AdminMFA,
 		"tls", cfg.TLS(),
+	}
+	if a.passkeys != nil {
+		attrs = append(attrs, "passkeys_rp_id", a.passkeys.Config().RPID)
 	}
 	if cfg.Preset != "" {
 		attrs = append(attrs, "preset", cfg.Preset)
@@ -290,6 +299,10 @@ func (a *app) webServer(cfg *serveConfig, redirectHosts web.RedirectHosts, log *
 		Authenticator: a.authn,
 		Audit:         a.audit,
 		Drafts:        a.drafts,
+		SecondFactors: a.accounts,
+		Passkeys:      a.passkeys,
+		MFA:           cfg.MFA,
+		AdminMFA:      cfg.AdminMFA,
 		Logger:        log,
 		Policies: map[string]session.Policy{
 			string(account.RoleUser):  cfg.Policy,
@@ -317,6 +330,34 @@ func (a *app) webServer(cfg *serveConfig, redirectHosts web.RedirectHosts, log *
 		wcfg.WarnBefore = web.WarningOff
 	}
 	return web.New(wcfg)
+}
+
+// openPasskeys opens the passkeys on db for the relying party at baseURL
+// (its host, or -cookie-domain when set). Where browsers would offer no
+// passkey (plain http beyond localhost, an IP address for host), passkeys
+// are off, with a warning naming the fix: parseServe has refused the
+// passkey policy there, so the other policies work with authenticator apps,
+// and the store, made without a relying party, still counts the passkeys
+// users registered elsewhere.
+func openPasskeys(ctx context.Context, cfg *serveConfig, db *sqldb.DB, baseURL string, log *slog.Logger) (*passkey.Store, error) {
+	rp, err := passkey.ConfigFromURL(baseURL, cfg.CookieDomain)
+	if err != nil {
+		level := slog.LevelWarn
+		if cfg.MFA == account.MFAOff && cfg.AdminMFA == account.MFAOff {
+			level = slog.LevelInfo
+		}
+		log.Log(ctx, level, "passkeys are off: browsers offer them to https sites and localhost only; set -base-url to the https:// URL people use; users who have a passkey are asked for another second factor",
+			"url", baseURL, "reason", strings.TrimPrefix(err.Error(), "passkey: "))
+		// Without a relying party the store still counts passkeys, so
+		// that a user whose only factor is one is not let in with the
+		// password alone.
+		rp = passkey.Config{}
+	}
+	s, err := passkey.NewStore(ctx, db, rp, passkey.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("opening the passkeys: %w", err)
+	}
+	return s, nil
 }
 
 // withDeadline gives the context of every request to h a deadline d from
@@ -381,6 +422,27 @@ func warnings(cfg *serveConfig, baseURL string, listening net.Addr, log *slog.Lo
 	}
 	if cfg.Upstream != nil && !cfg.InjectScript {
 		log.Info("-inject-script=false: the application's pages get no timeout warning unless they include /auth/timeout.js themselves")
+	}
+	// Secure by default, weaker by choice: a sign-in that a password alone
+	// can pass is said at every start.
+	for _, m := range []struct {
+		flag, key, whom string
+		policy          account.MFAPolicy
+		warnUpTo        account.MFAPolicy // this policy and weaker ones are warned of
+	}{
+		{"-mfa", "mfa", "users", cfg.MFA, account.MFAOff},
+		{"-admin-mfa", "admin_mfa", "administrators", cfg.AdminMFA, account.MFAOptional},
+	} {
+		switch {
+		case m.policy == account.MFAOff:
+			log.Warn(m.flag+" off: "+m.whom+" sign in with a password alone, even those who set up a second factor", m.key, m.policy)
+		case mfaStrength(m.policy) <= mfaStrength(m.warnUpTo):
+			log.Warn(m.flag+" "+string(m.policy)+": "+m.whom+" who set up no second factor sign in with a password alone", m.key, m.policy)
+		}
+		if want, ok := presetMFA[cfg.Preset]; ok && mfaStrength(m.policy) < mfaStrength(want) {
+			log.Warn(m.flag+" is weaker than -preset "+cfg.Preset+" asks: the preset's standard is not met",
+				m.key, m.policy, "preset", cfg.Preset, "preset_"+m.key, want)
+		}
 	}
 	if cfg.InsecureCookie && (cfg.TLS() || strings.HasPrefix(baseURL, "https://")) {
 		log.Warn("-insecure-cookie is set although the server is reached over HTTPS: it only weakens the cookie")
@@ -452,6 +514,7 @@ type app struct {
 	authn        *account.Authenticator
 	audit        *auditLog
 	drafts       *drafts.Store
+	passkeys     *passkey.Store // nil: passkeys are off (see openPasskeys)
 	registry     *prometheus.Registry
 	metrics      *metrics.Metrics
 	clientIP     func(*http.Request) string

@@ -48,6 +48,13 @@ func TestStartWarnings(t *testing.T) {
 		{[]string{"-addr", ":8080", "-base-url", "https://sg.example.com"}, "[::]:8080", nil},
 		{[]string{"-addr", ":8080", "-insecure-cookie"}, "[::]:8080", nil},
 		{[]string{"-insecure-cookie", "-base-url", "https://sg.example.com"}, "127.0.0.1:8080", []string{"only weakens the cookie"}},
+		{[]string{"-mfa", "off", "-admin-mfa", "required"}, "127.0.0.1:8080", []string{`msg="-mfa off: users sign in with a password alone, even those who set up a second factor" mfa=off`}},
+		{[]string{"-mfa", "off", "-admin-mfa", "optional"}, "127.0.0.1:8080", []string{
+			"-mfa off: users sign in", `msg="-admin-mfa optional: administrators who set up no second factor sign in with a password alone" admin_mfa=optional`}},
+		{[]string{"-mfa", "off", "-admin-mfa", "off"}, "127.0.0.1:8080", []string{"-admin-mfa off: administrators sign in with a password alone"}},
+		{[]string{"-preset", "pci-dss", "-mfa", "optional"}, "127.0.0.1:8080", []string{
+			`msg="-mfa is weaker than -preset pci-dss asks: the preset's standard is not met" mfa=optional preset=pci-dss preset_mfa=required`}},
+		{[]string{"-preset", "pci-dss"}, "127.0.0.1:8080", nil},
 	} {
 		cfg, err := parseServe(tc.args, envOf(nil), &bytes.Buffer{})
 		if err != nil {

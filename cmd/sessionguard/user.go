@@ -16,6 +16,8 @@ import (
 
 	"github.com/sessionguard/sessionguard/internal/account"
 	"github.com/sessionguard/sessionguard/internal/audit"
+	"github.com/sessionguard/sessionguard/internal/passkey"
+	"github.com/sessionguard/sessionguard/internal/sqldb"
 	"github.com/sessionguard/sessionguard/session"
 )
 
@@ -47,6 +49,7 @@ type userRun struct {
 	db       string // -db
 	sessions string // -sessions, if the subcommand ends sessions
 
+	database       *sqldb.DB // the -db database, opened
 	accounts       *account.Store
 	audit          *auditLog
 	log            *slog.Logger
@@ -87,6 +90,12 @@ var userSubcommands = []*userSubcommand{
 		takesName: true, password: true, endsSessions: true,
 		run: userPasswd,
 	},
+	{
+		name: "mfa-reset", args: "NAME", note: "(also ends the user's sessions)",
+		summary:   "Removes an account's second factors (authenticator app, recovery codes, passkeys) and ends its sessions (docs/mfa.md).",
+		takesName: true, endsSessions: true,
+		run: userMFAReset,
+	},
 }
 
 // userHelp is the text of `sessionguard user -h`.
@@ -120,7 +129,7 @@ func userSubcommandNames() []string {
 }
 
 // userSubcommandList words the subcommands for an error message:
-// "add, list, disable, enable or passwd".
+// "add, list, disable, enable, passwd or mfa-reset".
 func userSubcommandList() string {
 	names := userSubcommandNames()
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
@@ -207,6 +216,7 @@ func userCommand(ctx context.Context, args []string, env environment, stdin io.R
 		return err
 	}
 	defer d.Close()
+	u.database = d
 	if u.audit, err = openAudit(ctx, d, u.log); err != nil {
 		return err
 	}
@@ -265,6 +275,72 @@ func userPasswd(ctx context.Context, u *userRun) error {
 			recordAudit(ctx, u.audit, u.log, audit.PasswordChanged, u.name)
 			return nil
 		})
+}
+
+// userMFAReset removes all of a user's second factors: what an
+// administrator does for a user who lost the phone or the security key. The
+// sessions end too, since one may be in the hands of whoever has the device.
+func userMFAReset(ctx context.Context, u *userRun) error {
+	return u.changeAndEndSessions(ctx, "reset the second factors of",
+		"end them from the admin page, or they run until they time out",
+		func() error {
+			before, err := u.accounts.Factors(ctx, u.name)
+			if err != nil {
+				return accountError(err, u.name)
+			}
+			if err := u.accounts.ResetSecondFactors(ctx, u.name); err != nil {
+				return accountError(err, u.name)
+			}
+			passkeys, err := removePasskeys(ctx, u)
+			if err != nil {
+				removed := describeFactors(before, 0)
+				recordAuditDetail(ctx, u.audit, u.log, audit.MFAReset, u.name, "command line: removed "+removed+"; removing the passkeys failed")
+				return fmt.Errorf("removed %s of %s, but removing the passkeys failed (run the command again): %w", removed, u.name, err)
+			}
+			removed := describeFactors(before, passkeys)
+			recordAuditDetail(ctx, u.audit, u.log, audit.MFAReset, u.name, "command line: removed "+removed)
+			fmt.Fprintf(u.stdout, "removed %s of %s\n", removed, u.name)
+			return nil
+		})
+}
+
+// removePasskeys removes all of u's passkeys, through a Store without a
+// relying party: it runs no ceremony.
+func removePasskeys(ctx context.Context, u *userRun) (int, error) {
+	store, err := passkey.NewStore(ctx, u.database, passkey.Config{}, passkey.Options{})
+	if err != nil {
+		return 0, err
+	}
+	return store.RemoveAll(ctx, u.name)
+}
+
+// describeFactors words what a reset removed: "the authenticator app, 7
+// recovery codes and 2 passkeys", or "no second factor".
+func describeFactors(f account.Factors, passkeys int) string {
+	var parts []string
+	if f.TOTP {
+		parts = append(parts, "the authenticator app")
+	}
+	if f.RecoveryCodesLeft > 0 {
+		parts = append(parts, plural(f.RecoveryCodesLeft, "recovery code"))
+	}
+	if passkeys > 0 {
+		parts = append(parts, plural(passkeys, "passkey"))
+	}
+	switch len(parts) {
+	case 0:
+		return "no second factor"
+	case 1:
+		return parts[0]
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // changeAndEndSessions runs change, a change to u's account, and ends the

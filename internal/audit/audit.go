@@ -65,6 +65,24 @@ const (
 	// SignInUnlocked: a success after a lockout cleared the failures of
 	// what Reason names (recorded by ThrottleEvent).
 	SignInUnlocked Event = "signin_unlocked"
+	// MFAEnrolled: a user set up a second factor; Detail says which
+	// (totp, passkey, recovery_codes for a new set of recovery codes).
+	MFAEnrolled Event = "mfa_enrolled"
+	// MFARemoved: a user removed a second factor; Detail says which.
+	MFARemoved Event = "mfa_removed"
+	// MFAFailed: a second factor was refused at sign-in or
+	// re-authentication; Detail says which kind and where.
+	MFAFailed Event = "mfa_failed"
+	// RecoveryCodeUsed: a recovery code stood in for the second factor;
+	// Detail says how many are left when known.
+	RecoveryCodeUsed Event = "recovery_code_used"
+	// MFAReset: an administrator removed every second factor of User (an
+	// authenticator app, recovery codes, passkeys); Detail says which.
+	MFAReset Event = "mfa_reset"
+	// Reauthenticated: a signed-in user proved who they are again before
+	// a sensitive action; Detail names the factors used
+	// ("password+totp").
+	Reauthenticated Event = "reauthenticated"
 )
 
 // Reasons of LoginFailed entries. (SessionEnded entries carry the

@@ -18,6 +18,18 @@ type accountView struct {
 	Role            account.Role
 	PasswordChanged time.Time
 	MinLength       int
+	MFA             *mfaSection // nil: second factors are off for the user
+}
+
+// accountNotices are the account page's messages after a change, by its
+// "done" parameter.
+var accountNotices = map[string]string{
+	"password":        "Your password was changed, and your other sessions were ended.",
+	"totp":            "Your authenticator app is set up.",
+	"totp-removed":    "Your authenticator app was removed.",
+	"passkey":         "Your passkey was added.",
+	"passkey-renamed": "Your passkey was renamed.",
+	"passkey-removed": "Your passkey was removed. It no longer signs you in.",
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, v *visit) {
@@ -25,20 +37,35 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, v *visit) {
 }
 
 func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, v *visit, status int, notice, problem string) {
-	if notice == "" && r.Method == http.MethodGet && r.URL.Query().Get("done") == "password" {
-		notice = "Your password was changed, and your other sessions were ended."
+	if notice == "" && r.Method == http.MethodGet {
+		notice = accountNotices[r.URL.Query().Get("done")]
+	}
+	content, err := s.accountContent(r, v)
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
 	}
 	s.renderUser(w, r, v, status, "account", &view{
-		Title:  "Your account",
-		Nav:    "account",
-		Notice: notice,
-		Error:  problem,
-		Content: accountView{
-			Role:            v.user.Role,
-			PasswordChanged: v.user.PasswordChangedAt,
-			MinLength:       account.MinPasswordLength,
-		},
+		Title:   "Your account",
+		Nav:     "account",
+		Notice:  notice,
+		Error:   problem,
+		Content: content,
 	})
+}
+
+// accountContent returns the account page's data for v's user.
+func (s *Server) accountContent(r *http.Request, v *visit) (accountView, error) {
+	mfa, err := s.accountMFA(r.Context(), v)
+	if err != nil {
+		return accountView{}, err
+	}
+	return accountView{
+		Role:            v.user.Role,
+		PasswordChanged: v.user.PasswordChangedAt,
+		MinLength:       account.MinPasswordLength,
+		MFA:             mfa,
+	}, nil
 }
 
 // changePassword changes the user's own password. Typing the current one is
@@ -73,9 +100,11 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, v *visit
 		return
 	}
 	if !s.checkPassword(w, r, v, current, "account", func(msg string) *view {
-		return &view{Title: "Your account", Nav: "account", Error: msg, Content: accountView{
-			Role: v.user.Role, PasswordChanged: v.user.PasswordChangedAt, MinLength: account.MinPasswordLength,
-		}}
+		// The page says what went wrong even if its second-factor
+		// section cannot be read now.
+		content, _ := s.accountContent(r, v)
+		content.Role, content.PasswordChanged, content.MinLength = v.user.Role, v.user.PasswordChangedAt, account.MinPasswordLength
+		return &view{Title: "Your account", Nav: "account", Error: msg, Content: content}
 	}) {
 		return
 	}

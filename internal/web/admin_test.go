@@ -314,3 +314,25 @@ func TestSessionOfAccountDisabledElsewhereIsEnded(t *testing.T) {
 		t.Error("the session of a disabled account lives on")
 	}
 }
+
+// Where administrators need a second factor, the setup link does not sign
+// the first one in with the password alone: enrolment comes first.
+func TestSetupEnrolsTheFirstAdmin(t *testing.T) {
+	var secret string
+	e := newEnv(t, withMFA(account.MFAOptional, account.MFARequired), func(c *Config) {
+		tok, s, err := c.Accounts.(*account.Store).NewSetupToken(t.Context(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Setup, secret = tok, s
+	})
+	c := e.browser()
+	form := url.Values{"token": {secret}, "username": {"root"}, "password": {rootPassword}, "confirm_password": {rootPassword}}
+	wantRedirect(t, c.post("/setup", form), "/auth/mfa/enrol")
+	if got := c.signedInAs(); got != "" {
+		t.Errorf("signed in as %q before enrolling a second factor", got)
+	}
+	if res := c.get("/admin"); res.StatusCode == http.StatusOK {
+		t.Error("the admin page opened before enrolment")
+	}
+}

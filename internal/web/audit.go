@@ -18,6 +18,7 @@ const maxAuditRows = 200
 var auditEvents = []audit.Event{
 	audit.LoginSucceeded, audit.LoginFailed, audit.SessionStarted, audit.SessionRenewed, audit.SessionEnded,
 	audit.SessionsRevoked, audit.PasswordChanged, audit.UserCreated, audit.UserDisabled, audit.UserEnabled,
+	audit.Reauthenticated, audit.MFAEnrolled, audit.MFARemoved, audit.MFAFailed, audit.RecoveryCodeUsed, audit.MFAReset,
 }
 
 type period struct{ Value, Label string }

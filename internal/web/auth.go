@@ -142,7 +142,8 @@ func (s *Server) reauthRequired(w http.ResponseWriter, r *http.Request) {
 type loginView struct {
 	Username string
 	Next     string
-	Message  string // why the last session ended
+	Message  string        // why the last session (or sign-in) ended
+	Passkey  passkeyButton // passwordless sign-in
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -152,9 +153,12 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 		seeOther(w, next)
 		return
 	}
-	v := loginView{Next: next}
+	v := loginView{Next: next, Passkey: s.passkeySignInButton(next)}
 	if reason := session.EndReason(q.Get("reason")); reason.Valid() {
 		v.Message = endMessage(reason, s.userPolicy())
+	}
+	if msg := restartMessage(q.Get("mfa")); msg != "" {
+		v.Message = msg
 	}
 	s.render(w, r, http.StatusOK, "login", &view{Title: "Sign in", Content: v})
 }
@@ -176,7 +180,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.render(w, r, status, "login", &view{Title: "Sign in", Error: msg,
-			Content: loginView{Username: name, Next: next}})
+			Content: loginView{Username: name, Next: next, Passkey: s.passkeySignInButton(next)}})
 	}
 	if name == "" || at.Password == "" || len(name) > maxUsernameLen {
 		s.cfg.Metrics.Login(metrics.LoginFailure)
@@ -204,6 +208,19 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		// accounts database did not answer (or the request ran out of
 		// time waiting for it). Nobody is signed in; retrying may work.
 		s.unavailable(w, r, err)
+		return
+	}
+	decision, err := s.decide(r.Context(), user)
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	if decision != account.MFANoneNeeded {
+		// The password was right: the client is the user's, as far as
+		// password guessing goes. Nobody is signed in until the second
+		// factor is.
+		s.rememberClient(w, r, at)
+		s.beginPending(w, r, user, next, decision)
 		return
 	}
 	sess, err := s.cfg.Sessions.Login(w, r, user.Name, session.LoginOptions{Policy: s.policyFor(string(user.Role))})
@@ -313,35 +330,156 @@ func (s *Server) extend(w http.ResponseWriter, r *http.Request) {
 
 type reauthView struct {
 	Next string
+	// Code asks for an authenticator or recovery code with the password.
+	Code bool
+	// Passkey lets a passkey stand for the second factor, inside the form.
+	Passkey passkeyButton
+}
+
+// reauthAsk returns what re-authenticating v's user asks for besides the
+// password, and whether that is a second factor at all: one when the
+// user's policy asks them for one at sign-in.
+func (s *Server) reauthAsk(ctx context.Context, v *visit, next string) (reauthView, bool, error) {
+	rv := reauthView{Next: next}
+	policy := s.mfaPolicy(v.user.Role)
+	if policy == account.MFAOff {
+		return rv, false, nil
+	}
+	f, err := s.factorsOf(ctx, v.user.Name)
+	if err != nil {
+		return rv, false, err
+	}
+	if policy.Decide(f.TOTP, f.Passkeys) != account.MFAAskSecondFactor {
+		return rv, false, nil
+	}
+	rv.Code = policy.Accepts(account.FactorTOTP) && (f.TOTP || f.RecoveryCodesLeft > 0)
+	if policy.Accepts(account.FactorPasskey) {
+		if rv.Passkey, err = s.passkeyReauthButton(ctx, v.user.Name); err != nil {
+			return rv, false, err
+		}
+	}
+	return rv, true, nil
 }
 
 func (s *Server) reauthPage(w http.ResponseWriter, r *http.Request, v *visit) {
-	next := safeNext(r.URL.Query().Get("next"))
-	s.renderUser(w, r, v, http.StatusOK, "reauth", &view{Title: "Confirm it's you", Content: reauthView{Next: next}})
+	rv, _, err := s.reauthAsk(r.Context(), v, safeNext(r.URL.Query().Get("next")))
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	s.renderUser(w, r, v, http.StatusOK, "reauth", &view{Title: "Confirm it's you", Content: rv})
 }
 
-// reauth checks the signed-in user's password again and restarts the
-// session's clocks (NIST 800-63B-4 §5.2: re-authentication resets both).
+// wrongFactorsMessage answers a wrong password or second factor at
+// re-authentication alike, so that the answer does not tell which one
+// was wrong.
+const wrongFactorsMessage = "The password or the code is incorrect."
+
+// reauth checks the signed-in user's password again, and their second
+// factor when they have one, and restarts the session's clocks (NIST
+// 800-63B-4 §5.2: re-authentication resets both). Failures of either count
+// against this session alone.
 func (s *Server) reauth(w http.ResponseWriter, r *http.Request, v *visit) {
 	if !s.parseForm(w, r) {
 		return
 	}
-	next := safeNext(r.PostForm.Get("next"))
+	ctx := r.Context()
+	rv, second, err := s.reauthAsk(ctx, v, safeNext(r.PostForm.Get("next")))
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	page := func(msg string) *view {
+		return &view{Title: "Confirm it's you", Error: msg, Content: rv}
+	}
 	if ok := s.checkPassword(w, r, v, r.PostForm.Get("password"), "reauth", func(msg string) *view {
-		return &view{Title: "Confirm it's you", Error: msg, Content: reauthView{Next: next}}
+		if second && msg == wrongPasswordMessage {
+			msg = wrongFactorsMessage
+		}
+		return page(msg)
 	}); !ok {
 		return
+	}
+	factors := "password"
+	if second {
+		kind, ok := s.reauthSecondFactor(w, r, v, rv, page)
+		if !ok {
+			return
+		}
+		factors += "+" + string(kind)
 	}
 	if err := s.cfg.Sessions.Reauthenticate(w, r); err != nil {
 		s.sessionWriteFailed(w, r, err)
 		return
 	}
+	s.record(ctx, audit.Entry{Event: audit.Reauthenticated, User: v.user.Name, Session: v.sess.ID(),
+		IP: s.cfg.ClientIP(r), Detail: factors})
 	if wantsJSON(r) {
 		s.writeStatus(w, r, v.sess)
 		return
 	}
-	seeOther(w, next)
+	seeOther(w, rv.Next)
 }
+
+// reauthSecondFactor checks the second factor of a re-authentication whose
+// password was right: the passkey's answer in the field "passkey", or the
+// code in "code". It returns the kind that succeeded, or answers the
+// failure and returns false.
+func (s *Server) reauthSecondFactor(w http.ResponseWriter, r *http.Request, v *visit, rv reauthView, page func(string) *view) (account.FactorKind, bool) {
+	ctx := r.Context()
+	answer, code := r.PostForm.Get("passkey"), strings.TrimSpace(r.PostForm.Get("code"))
+	var kind account.FactorKind
+	var check func(context.Context) error
+	switch {
+	case answer != "" && rv.Passkey.On:
+		kind = account.FactorPasskey
+		check = func(ctx context.Context) error { return s.verifyReauthPasskey(ctx, v, answer) }
+	case code != "" && rv.Code && s.mfaPolicy(v.user.Role).Accepts(codeKind(code)):
+		kind = codeKind(code)
+		check = s.checkCode(v.user.Name, code, kind)
+	default:
+		if wantsJSON(r) {
+			s.writeJSON(w, r, http.StatusUnauthorized, jsonError{Error: "second_factor_required"})
+			return "", false
+		}
+		msg := "Confirm with your passkey as well as your password."
+		if rv.Code {
+			msg = "Enter the code from your authenticator app (or a recovery code) as well as your password."
+		}
+		s.renderUser(w, r, v, http.StatusUnauthorized, "reauth", page(msg))
+		return "", false
+	}
+	ip := s.cfg.ClientIP(r)
+	err := s.cfg.Authenticator.CheckSecondFactor(ctx, account.Attempt{Name: v.user.Name, IP: ip, Session: v.sess.ID()}, check)
+	if err == nil {
+		if kind == account.FactorRecoveryCode {
+			s.recordRecoveryCodeUsed(r, v.user.Name, v.sess.ID(), "at re-authentication")
+		}
+		return kind, true
+	}
+	status, code, msg := http.StatusUnauthorized, "invalid_credentials", wrongFactorsMessage
+	reason := audit.ReasonInvalidCredentials
+	if wait, throttledCode, throttledMsg, ok := throttledWords(err, "wrong passwords or codes"); ok {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		status, code, msg, reason = http.StatusTooManyRequests, throttledCode, throttledMsg, audit.ReasonThrottled
+	} else if !errors.Is(err, account.ErrWrongCode) {
+		s.unavailable(w, r, err)
+		return "", false
+	}
+	if code != "busy" {
+		s.record(ctx, audit.Entry{Event: audit.MFAFailed, User: v.user.Name, Session: v.sess.ID(), IP: ip,
+			Reason: reason, Detail: string(kind) + " at re-authentication"})
+	}
+	if wantsJSON(r) {
+		s.writeJSON(w, r, status, jsonError{Error: code})
+		return "", false
+	}
+	s.renderUser(w, r, v, status, "reauth", page(msg))
+	return "", false
+}
+
+// wrongPasswordMessage answers a wrong password of a signed-in user.
+const wrongPasswordMessage = "The password is incorrect."
 
 // checkPassword verifies the signed-in user's password (throttled per
 // session: nobody else's failures can lock the user out of it) and answers
@@ -353,7 +491,7 @@ func (s *Server) checkPassword(w http.ResponseWriter, r *http.Request, v *visit,
 	if err == nil {
 		return true
 	}
-	status, code, msg := http.StatusUnauthorized, "invalid_credentials", "The password is incorrect."
+	status, code, msg := http.StatusUnauthorized, "invalid_credentials", wrongPasswordMessage
 	wait, throttledCode, throttledMsg, throttled := throttledWords(err, "wrong passwords")
 	switch {
 	case throttled:

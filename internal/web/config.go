@@ -11,13 +11,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sessionguard/sessionguard/internal/account"
 	"github.com/sessionguard/sessionguard/internal/drafts"
 	"github.com/sessionguard/sessionguard/internal/metrics"
+	"github.com/sessionguard/sessionguard/internal/passkey"
 	"github.com/sessionguard/sessionguard/session"
 )
 
 // Config configures a Server. Sessions, Accounts and Authenticator are
-// required; every other field has a working default, which its zero value
+// required, and SecondFactors unless second factors are off; every other
+// field has a working default, which its zero value
 // selects. A setting that can be turned off has a named value for that
 // (WarningOff, UnknownTokenLimitOff); no zero value means "off".
 //
@@ -175,6 +178,30 @@ type Config struct {
 	// 100; UnknownTokenLimitOff turns the limit off. Another negative value
 	// is an error.
 	UnknownTokenLimit int
+
+	// SecondFactors holds the users' authenticator apps and recovery codes.
+	// Required unless both MFA and AdminMFA are account.MFAOff.
+	// *account.Store satisfies it.
+	SecondFactors SecondFactorStore
+
+	// Passkeys holds the users' passkeys (WebAuthn credentials). The
+	// default (nil) turns passkeys off: they are neither offered nor
+	// accepted, and a policy of account.MFAPasskey is then an error. A
+	// Store without a relying party (passkey.NewStore with the zero
+	// Config) also offers and accepts none, but its users' passkeys still
+	// count as a second factor they have: such a user is asked for another
+	// one (a recovery code) rather than signed in with the password alone.
+	Passkeys *passkey.Store
+
+	// MFA is when users of role "user" need a second factor after their
+	// password (see account.MFAPolicy). The default (zero) is
+	// account.MFAOptional: asked of those who set one up.
+	MFA account.MFAPolicy
+
+	// AdminMFA is the same for administrators. The default (zero) is
+	// account.MFARequired: an administrator without a second factor is
+	// taken to set one up straight after the password.
+	AdminMFA account.MFAPolicy
 }
 
 // WarningOff, as Config.WarnBefore or Config.AbsoluteWarnBefore, turns that
@@ -233,7 +260,38 @@ func (c *Config) check() error {
 	if c.UnknownTokenLimit < 0 && c.UnknownTokenLimit != UnknownTokenLimitOff {
 		return fmt.Errorf("web: Config.UnknownTokenLimit must be positive, zero (the default) or UnknownTokenLimitOff, got %d", c.UnknownTokenLimit)
 	}
+	needFactors := false
+	for _, p := range []struct {
+		name   string
+		policy account.MFAPolicy
+	}{{"MFA", mfaOrDefault(c.MFA, defaultMFA)}, {"AdminMFA", mfaOrDefault(c.AdminMFA, defaultAdminMFA)}} {
+		if _, err := account.ParseMFAPolicy(string(p.policy)); err != nil {
+			return fmt.Errorf("web: Config.%s: %w", p.name, err)
+		}
+		if p.policy == account.MFAPasskey && (c.Passkeys == nil || !c.Passkeys.CeremoniesOn()) {
+			return fmt.Errorf("web: Config.%s is %q, which needs Config.Passkeys with a relying party", p.name, p.policy)
+		}
+		needFactors = needFactors || p.policy != account.MFAOff
+	}
+	if needFactors && c.SecondFactors == nil {
+		return errors.New("web: Config.SecondFactors is required unless both Config.MFA and Config.AdminMFA are account.MFAOff")
+	}
 	return nil
+}
+
+// The default second-factor policies: secure by default for the accounts
+// that can change everything, and no surprise for the others.
+const (
+	defaultMFA      = account.MFAOptional
+	defaultAdminMFA = account.MFARequired
+)
+
+// mfaOrDefault returns p, or def when p is the zero value.
+func mfaOrDefault(p, def account.MFAPolicy) account.MFAPolicy {
+	if p == "" {
+		return def
+	}
+	return p
 }
 
 // withDefaults returns c with every zero field that has a default filled
@@ -276,6 +334,8 @@ func (c Config) withDefaults() Config {
 	if c.Ready == nil {
 		c.Ready = c.Sessions.Ping
 	}
+	c.MFA = mfaOrDefault(c.MFA, defaultMFA)
+	c.AdminMFA = mfaOrDefault(c.AdminMFA, defaultAdminMFA)
 	return c
 }
 

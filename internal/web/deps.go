@@ -35,6 +35,37 @@ type Authenticator interface {
 	// RememberClient makes the client of a successful sign-in a known
 	// client of the user, and returns the device token for its cookie.
 	RememberClient(ctx context.Context, at account.Attempt) (string, error)
+	// CheckSecondFactor runs check, the verification of a second factor
+	// of at.Name, throttled as passwords are: per user name at sign-in,
+	// per session (at.Session) at re-authentication. An error wrapping
+	// account.ErrWrongCode from check counts as a failure; it returns an
+	// *account.ThrottledError, without calling check, while locked.
+	CheckSecondFactor(ctx context.Context, at account.Attempt, check func(context.Context) error) error
+}
+
+// SecondFactorStore holds the users' authenticator apps (TOTP) and recovery
+// codes. *account.Store satisfies it. Every code check returns an error
+// wrapping account.ErrWrongCode for a wrong, used or malformed code.
+type SecondFactorStore interface {
+	// Factors returns the user's second factors (passkeys aside).
+	Factors(ctx context.Context, user string) (account.Factors, error)
+	// BeginTOTP stores a new secret, not yet counting, and returns what
+	// the enrolment page shows.
+	BeginTOTP(ctx context.Context, user string) (account.TOTPEnrolment, error)
+	// ConfirmTOTP makes the begun secret the user's app, given a code
+	// from it; account.ErrNoTOTPEnrolment if none was begun.
+	ConfirmTOTP(ctx context.Context, user, code string) error
+	// VerifyTOTP checks and uses up a code of the user's app: each code is
+	// accepted once.
+	VerifyTOTP(ctx context.Context, user, code string) error
+	// RemoveTOTP removes the user's app; account.ErrNoTOTP if there was
+	// none.
+	RemoveTOTP(ctx context.Context, user string) error
+	// NewRecoveryCodes replaces the user's recovery codes with new ones,
+	// returned to be shown once.
+	NewRecoveryCodes(ctx context.Context, user string) ([]string, error)
+	// UseRecoveryCode checks and uses up one recovery code.
+	UseRecoveryCode(ctx context.Context, user, code string) error
 }
 
 // AuditLog is what the Server needs of the audit log. *audit.Log satisfies

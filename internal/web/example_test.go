@@ -57,6 +57,7 @@ func ExampleNew() {
 		Sessions:      sessions,
 		Accounts:      accounts,
 		Authenticator: authn,
+		SecondFactors: accounts, // administrators need one by default
 		Metrics:       m,
 		Gatherer:      registry,
 		Policies: map[string]session.Policy{

@@ -111,6 +111,10 @@ func newEnv(t testing.TB, opts ...envOption) *testEnv {
 		Policies: map[string]session.Policy{
 			"admin": {IdleTimeout: 15 * time.Minute, AbsoluteTimeout: 12 * time.Hour},
 		},
+		// Tests not about second factors sign admins in with a password
+		// alone; mfa_test.go sets the policies it tests.
+		SecondFactors: e.accounts,
+		AdminMFA:      account.MFAOptional,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -348,10 +352,11 @@ func (s *failingStore) Ping(ctx context.Context) error {
 
 // The account and audit packages' types are what cmd passes in.
 var (
-	_ AccountStore  = (*account.Store)(nil)
-	_ Authenticator = (*account.Authenticator)(nil)
-	_ SetupToken    = (*account.SetupToken)(nil)
-	_ AuditLog      = (*audit.Log)(nil)
+	_ AccountStore      = (*account.Store)(nil)
+	_ Authenticator     = (*account.Authenticator)(nil)
+	_ SetupToken        = (*account.SetupToken)(nil)
+	_ SecondFactorStore = (*account.Store)(nil)
+	_ AuditLog          = (*audit.Log)(nil)
 )
 
 // auditFind returns the audit entries of event (and user, unless empty).

@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -70,10 +71,16 @@ var templateFuncs = template.FuncMap{
 	"clock":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 }
 
+// partials are the template files that define no page, only named
+// templates the pages include; they are parsed with the layout.
+var partials = []string{"layout.html", "passkey.html"}
+
 func parsePages() (pages, error) {
-	layout, err := template.New("layout.html").Funcs(templateFuncs).ParseFS(templateFS, "templates/layout.html")
-	if err != nil {
-		return nil, fmt.Errorf("web: parsing the layout: %w", err)
+	layout := template.New("layout.html").Funcs(templateFuncs)
+	for _, name := range partials {
+		if _, err := layout.ParseFS(templateFS, "templates/"+name); err != nil {
+			return nil, fmt.Errorf("web: parsing %s: %w", name, err)
+		}
 	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
@@ -82,7 +89,7 @@ func parsePages() (pages, error) {
 	p := make(pages)
 	for _, file := range names {
 		name := path.Base(file)
-		if name == "layout.html" {
+		if slices.Contains(partials, name) {
 			continue
 		}
 		t, err := template.Must(layout.Clone()).ParseFS(templateFS, file)

@@ -29,6 +29,7 @@ func (s *Server) routes() {
 
 	s.handle("GET /account", s.signedIn(s.accountPage))
 	s.handle("POST /account/password", s.signedIn(s.changePassword))
+	s.mfaRoutes()
 
 	s.handle("GET /admin", s.admin(s.adminPage))
 	s.handle("GET /admin/audit", s.admin(s.auditPage))

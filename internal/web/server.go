@@ -38,6 +38,7 @@ type Server struct {
 	notReady atomic.Bool // the last readiness check failed
 
 	guesses *tokenGuesses // unknown session tokens per client address
+	starts  *startLimit   // anonymous sessions of passwordless sign-ins per client address
 }
 
 func newServer(cfg Config) (*Server, error) {
@@ -78,6 +79,7 @@ func newServer(cfg Config) (*Server, error) {
 
 	var h http.Handler = http.HandlerFunc(s.dispatch)
 	s.guesses = newTokenGuesses(s.cfg.UnknownTokenLimit)
+	s.starts = newStartLimit(passwordlessStartLimit, passwordlessStartWindow, passwordlessStartMax)
 	h = s.refuseTokenGuessing(h)
 	h = s.cfg.Sessions.Handler(h)
 	h = s.crossOriginProtection(csrf, forwarded.Proxies(s.cfg.TrustedProxies), h)

@@ -101,6 +101,16 @@ func (s *Server) setupSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := s.cfg.ClientIP(r)
 	s.record(r.Context(), audit.Entry{Event: audit.UserCreated, User: u.Name, IP: ip, Detail: "first administrator, by the setup link"})
+	// The setup link and the password are one factor: where the policy
+	// asks administrators for a second one, the new administrator enrols
+	// it before the first session starts, as at any sign-in.
+	if d, err := s.decide(r.Context(), u); err != nil {
+		s.unavailable(w, r, err)
+		return
+	} else if d != account.MFANoneNeeded {
+		s.beginPending(w, r, u, "/", d)
+		return
+	}
 	sess, err := s.cfg.Sessions.Login(w, r, u.Name, session.LoginOptions{Policy: s.policyFor(string(u.Role))})
 	if err != nil {
 		// The account exists; signing in by hand works once the store

@@ -26,6 +26,10 @@ func (downAuthenticator) RememberClient(context.Context, account.Attempt) (strin
 	return "", errAccountsDown
 }
 
+func (downAuthenticator) CheckSecondFactor(context.Context, account.Attempt, func(context.Context) error) error {
+	return errAccountsDown
+}
+
 // TestSignInWithAccountsDown checks that a sign-in the accounts database
 // cannot check is 503 (try again), not 500, signs nobody in, and shows
 // nothing of the error.
