@@ -644,11 +644,12 @@ func (m *Manager) listRecords(ctx context.Context, userID string, limit int) ([]
 // sweeper calls it every SweepInterval; call it yourself when the sweeper is
 // off or a test has moved the clock.
 //
-// After each full batch it pauses as long as the batch took, so that a
-// large backlog (a million sessions ending together, or the sessions that
-// expired while the store was down) takes at most half of one core and
-// requests keep their latency while it drains. Expired sessions are refused
-// by every request's own check meanwhile; only their end events wait.
+// After each full batch it pauses sweepPauseFactor times as long as the
+// batch took, so that a large backlog (a million sessions ending together,
+// or the sessions that expired while the store was down) takes at most a
+// quarter of one core and requests keep their latency while it drains.
+// Expired sessions are refused by every request's own check meanwhile; only
+// their end events wait.
 func (m *Manager) SweepExpired(ctx context.Context) (int, error) {
 	total := 0
 	for {
@@ -668,7 +669,7 @@ func (m *Manager) SweepExpired(ctx context.Context) (int, error) {
 		if len(ended) < m.sweepBatch || ctx.Err() != nil {
 			return total, ctx.Err()
 		}
-		pause := time.NewTimer(time.Since(began))
+		pause := time.NewTimer(sweepPauseFactor * time.Since(began))
 		select {
 		case <-pause.C:
 		case <-ctx.Done():
@@ -677,6 +678,14 @@ func (m *Manager) SweepExpired(ctx context.Context) (int, error) {
 		}
 	}
 }
+
+// sweepPauseFactor is how many times as long as a batch took the sweep
+// pauses after it. The garbage collection of what a batch allocated and, for
+// a networked store, the store server's own work for it come on top of the
+// batch's time, and share the cores with requests: pauses only as long as
+// the batches left requests too little of them (docs/benchmarks.md, the
+// sweep).
+const sweepPauseFactor = 3
 
 func (m *Manager) sweepLoop(interval time.Duration) {
 	defer close(m.sweepDone)
