@@ -201,7 +201,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	sdb.SetMaxIdleConns(conns)
 	sdb.SetConnMaxLifetime(0)
 	sdb.SetConnMaxIdleTime(0)
-	if err := sdb.PingContext(ctx); err != nil {
+	if err := sqlstore.ConnectSQLite(ctx, sdb); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("sqldb: sqlite %s: %w", path, err)
 	}

@@ -475,3 +475,32 @@ func TestDataVersionSeesOtherCommits(t *testing.T) {
 		}
 	}
 }
+
+// Processes that start together on a new file all open it: the first turns
+// it to WAL mode, which makes the others' first connection fail with
+// SQLITE_BUSY at once (no busy timeout applies there) unless Open tries
+// again.
+func TestOpenSQLiteTogetherOnANewFile(t *testing.T) {
+	for round := range 20 {
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("new-%d.db", round))
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for range 4 {
+			wg.Go(func() {
+				db, err := sqldb.Open(context.Background(), "sqlite:"+path)
+				if err == nil {
+					err = db.Migrate(context.Background(), "together", []sqldb.Migration{{Name: "t", SQL: "CREATE TABLE t (x INTEGER)"}})
+					db.Close()
+				}
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package sqlstore
 
 import (
+	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -55,3 +58,37 @@ func FileURI(p string) string {
 	}
 	return b.String()
 }
+
+// ConnectSQLite makes db's first connection, trying again while the file is
+// locked, for at most BusyTimeout or until ctx ends. Opening a connection runs
+// SQLitePragmas; on a new file, journal_mode(WAL) needs the file to itself,
+// and SQLite answers SQLITE_BUSY at once, without its busy timeout, when
+// another process is doing the same or migrating: processes started
+// together on a new file would otherwise fail at random.
+func ConnectSQLite(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(BusyTimeout)
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || !IsSQLiteBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// IsSQLiteBusy reports whether err is SQLite's SQLITE_BUSY (the file is
+// locked), recognised by the driver's Code method as IsUniqueViolation does.
+func IsSQLiteBusy(err error) bool {
+	se, ok := errors.AsType[interface {
+		error
+		Code() int
+	}](err)
+	return ok && se.Code()&0xff == sqliteBusy
+}
+
+// sqliteBusy is SQLite's primary result code SQLITE_BUSY.
+const sqliteBusy = 5

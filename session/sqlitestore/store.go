@@ -103,6 +103,10 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	s.write.SetMaxOpenConns(1)
 	s.write.SetMaxIdleConns(1)
+	if err := sqlstore.ConnectSQLite(context.Background(), s.write); err != nil {
+		s.write.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
 	if err := sqlstore.Migrate(context.Background(), sqlstore.SQL(s.write), sqlstore.SQLite, schema); err != nil {
 		s.write.Close()
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)

@@ -504,3 +504,26 @@ func TestEndedRowsKeepNothingOfTheClient(t *testing.T) {
 		t.Errorf("Renew to a live session's token = %v, want ErrConflict", err)
 	}
 }
+
+// Stores opened together on a new file all open it (see
+// sqlstore.ConnectSQLite).
+func TestOpenTogetherOnANewFile(t *testing.T) {
+	for round := range 20 {
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("new-%d.db", round))
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() {
+				s, err := Open(path)
+				if err == nil {
+					err = s.Close()
+				}
+				errs <- err
+			}()
+		}
+		for range 4 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+}
