@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/sessionguard/sessionguard/internal/testbin"
+	"github.com/sessionguard/sessionguard/internal/testbrowser"
 )
 
 // The accounts every test server has, all with the same password.
@@ -32,29 +33,11 @@ var (
 	chromium string // the browser; empty when none is installed
 )
 
-// skipNoChromium is the message of a test skipped for want of a browser.
-// CI turns a skip that names chromium into a failure.
-const skipNoChromium = "chromium not found: install it (apt-get install chromium) to run the browser tests"
-
 func TestMain(m *testing.M) {
-	chromium = findChromium()
+	chromium = testbrowser.Find()
 	code := m.Run()
 	testbin.Remove()
 	os.Exit(code)
-}
-
-// findChromium returns the browser to drive: $SESSIONGUARD_CHROMIUM, else
-// Debian's chromium, else a Chrome on the PATH.
-func findChromium() string {
-	if p := os.Getenv("SESSIONGUARD_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
 }
 
 // needBrowser skips the test when no browser is installed and fails it when
@@ -62,7 +45,7 @@ func findChromium() string {
 func needBrowser(t *testing.T) {
 	t.Helper()
 	if chromium == "" {
-		t.Skip(skipNoChromium)
+		t.Skip(testbrowser.SkipNoChromium)
 	}
 }
 
@@ -210,33 +193,7 @@ func (s *server) status(t *testing.T, cookie string) statusJSON {
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	needBrowser(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 720),
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	// The first run starts the browser, which lives as long as the context
-	// of that run: it takes no timeout.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", chromium, err)
-	}
-	return ctx
+	return testbrowser.New(t, chromium)
 }
 
 // newTab opens another tab in the browser of ctx: same profile, same

@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
+
+	"github.com/sessionguard/sessionguard/internal/testbrowser"
 )
 
 // onLocalhost makes the tests reach s as http://localhost:PORT: the
@@ -24,23 +25,7 @@ func onLocalhost(s *server) {
 func withAuthenticator(t *testing.T, tab context.Context, s *server) {
 	t.Helper()
 	do(t, tab, chromedp.Navigate(s.URL+"/auth/login"))
-	if _, err := chromedp.Call(tab, webauthn.Enable, webauthn.EnableParams{}); err != nil {
-		t.Fatalf("WebAuthn.enable: %v", err)
-	}
-	_, err := chromedp.Call(tab, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
-		Options: &webauthn.VirtualAuthenticatorOptions{
-			Protocol:                    webauthn.AuthenticatorProtocolCtap2,
-			Ctap2version:                webauthn.Ctap2versionCtap21,
-			Transport:                   webauthn.AuthenticatorTransportInternal,
-			HasResidentKey:              true,
-			HasUserVerification:         true,
-			IsUserVerified:              true,
-			AutomaticPresenceSimulation: true,
-		},
-	})
-	if err != nil {
-		t.Fatalf("WebAuthn.addVirtualAuthenticator: %v", err)
-	}
+	testbrowser.AddAuthenticator(t, tab)
 }
 
 // click waits until the element css selects is visible (the passkey

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -19,61 +17,8 @@ import (
 
 	"github.com/sessionguard/sessionguard/internal/sqldb"
 	"github.com/sessionguard/sessionguard/internal/sqldb/sqldbtest"
+	"github.com/sessionguard/sessionguard/internal/testbrowser"
 )
-
-// skipNoChromium is the message of a test skipped for want of a browser,
-// the one the e2e tests use: CI turns a skip that names chromium into a
-// failure.
-const skipNoChromium = "chromium not found: install it (apt-get install chromium) to run the browser tests"
-
-// findChromium returns the browser to drive, as the e2e tests find it:
-// $SESSIONGUARD_CHROMIUM, else Debian's chromium, else a Chrome on the PATH.
-func findChromium() string {
-	if p := os.Getenv("SESSIONGUARD_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// newBrowser starts a headless Chromium with the e2e tests' flags and an
-// empty profile, closed when the test ends.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	chromium := findChromium()
-	if chromium == "" {
-		t.Skip(skipNoChromium)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 720),
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", chromium, err)
-	}
-	return ctx
-}
 
 // page is the test site's only page: helpers that run the ceremonies
 // through the JSON endpoints, each resolving to the server's answer or to
@@ -162,7 +107,7 @@ type result struct {
 }
 
 func TestBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := testbrowser.New(t, testbrowser.Find())
 	db := sqldbtest.Open(t, sqldb.SQLite)
 
 	site := &site{}
@@ -199,23 +144,7 @@ func TestBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := chromedp.Call(ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
-		t.Fatalf("WebAuthn.enable: %v", err)
-	}
-	auth, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
-		Options: &webauthn.VirtualAuthenticatorOptions{
-			Protocol:                    webauthn.AuthenticatorProtocolCtap2,
-			Ctap2version:                webauthn.Ctap2versionCtap21,
-			Transport:                   webauthn.AuthenticatorTransportInternal,
-			HasResidentKey:              true,
-			HasUserVerification:         true,
-			IsUserVerified:              true,
-			AutomaticPresenceSimulation: true,
-		},
-	})
-	if err != nil {
-		t.Fatalf("WebAuthn.addVirtualAuthenticator: %v", err)
-	}
+	authID := testbrowser.AddAuthenticator(t, ctx)
 
 	// Register.
 	reg := step("registering", `register('alice', 'Test laptop')`)
@@ -248,7 +177,7 @@ func TestBrowser(t *testing.T) {
 	// cleared in its response) still serves as a second factor, and says
 	// so, but is refused by the server for a passwordless sign-in.
 	noUV := true
-	if _, err := chromedp.Call(ctx, webauthn.SetResponseOverrideBits, webauthn.SetResponseOverrideBitsParams{AuthenticatorID: auth.AuthenticatorID, IsBadUV: &noUV}); err != nil {
+	if _, err := chromedp.Call(ctx, webauthn.SetResponseOverrideBits, webauthn.SetResponseOverrideBitsParams{AuthenticatorID: authID, IsBadUV: &noUV}); err != nil {
 		t.Fatalf("WebAuthn.setResponseOverrideBits: %v", err)
 	}
 	if got := step("second factor without verification", `login('alice')`); got.Error != "" || got.User != "alice" || got.UserVerified {
@@ -257,7 +186,7 @@ func TestBrowser(t *testing.T) {
 	if got := step("passwordless without verification", `login('')`); got.Error == "" || !errors.Is(lastErr(), ErrRejected) {
 		t.Errorf("login('') without user verification = %+v (server: %v), want ErrRejected", got, lastErr())
 	}
-	if _, err := chromedp.Call(ctx, webauthn.SetResponseOverrideBits, webauthn.SetResponseOverrideBitsParams{AuthenticatorID: auth.AuthenticatorID}); err != nil {
+	if _, err := chromedp.Call(ctx, webauthn.SetResponseOverrideBits, webauthn.SetResponseOverrideBitsParams{AuthenticatorID: authID}); err != nil {
 		t.Fatalf("WebAuthn.setResponseOverrideBits: %v", err)
 	}
 
