@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -276,33 +277,19 @@ type sweepRow struct {
 	GC          sweepAnswer // the server's garbage collection during the sweep
 }
 
-// pprofTop downloads a profile of r's process (mutex, block...) and
-// returns its top, or "" if that fails.
-func (e *env) pprofTop(ctx context.Context, r *running, kind, name string) string {
-	file := filepath.Join(e.dir, name+".pprof")
-	if err := downloadTo(ctx, r.base+"/debug/pprof/"+kind, file); err != nil {
-		return ""
-	}
-	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=12", file).CombinedOutput()
-	if err != nil {
-		return ""
-	}
-	return pprofTop(string(out))
-}
-
 // sweepProfileSeconds is the length of the CPU profile taken as a sweep
 // starts.
 const sweepProfileSeconds = 4
 
-// sweepProfile takes a CPU profile of the server from the start of the
-// sweep and returns its top, cumulative: what the sweep and the requests
-// spend their time in. It returns "" if that fails.
-func (e *env) sweepProfile(ctx context.Context, r *running, store string) string {
-	file := filepath.Join(e.dir, "sweep-"+store+".pprof")
-	if err := downloadTo(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", r.base, sweepProfileSeconds), file); err != nil {
+// profileTop returns the top of a downloaded profile (`go tool pprof -top`
+// with args), or "" if there is none or pprof fails. The sweep runs it only
+// once the sweep is over: pprof is a CPU-heavy process of its own, and the
+// machine it would run on is the one being measured.
+func profileTop(ctx context.Context, file string, args ...string) string {
+	if _, err := os.Stat(file); err != nil {
 		return ""
 	}
-	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=30", file).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "go", append(append([]string{"tool", "pprof", "-top"}, args...), file)...).CombinedOutput()
 	if err != nil {
 		return ""
 	}
@@ -370,16 +357,19 @@ func (e *env) sweepRun(ctx context.Context, store string) (*sweepRow, error) {
 	done := make(chan []sample, 1)
 	go func() { done <- openLoop(ctx, r.target, sr.Rate, sr.SampleConns, stop) }()
 	time.Sleep(500 * time.Millisecond)
-	prof, mutex := make(chan string, 1), make(chan string, 1)
+	// The CPU profile of the sweep's first seconds, and the lock contention
+	// of the same seconds only, not the preload's; read once the sweep is
+	// over (profileTop).
+	cpuFile := filepath.Join(e.dir, "sweep-"+store+".pprof")
+	mutexFile := filepath.Join(e.dir, "sweep-mutex-"+store+".pprof")
+	var profiles sync.WaitGroup
 	if e.cfg.profile {
-		go func() { prof <- e.sweepProfile(ctx, r, store) }()
-		// The contention of the same seconds only, not the preload's.
-		go func() {
-			mutex <- e.pprofTop(ctx, r, fmt.Sprintf("mutex?seconds=%d", sweepProfileSeconds), "sweep-mutex-"+store)
-		}()
-	} else {
-		prof <- ""
-		mutex <- ""
+		profiles.Go(func() {
+			downloadTo(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", r.base, sweepProfileSeconds), cpuFile)
+		})
+		profiles.Go(func() {
+			downloadTo(ctx, fmt.Sprintf("%s/debug/pprof/mutex?seconds=%d", r.base, sweepProfileSeconds), mutexFile)
+		})
 	}
 	if e.keepDir {
 		go downloadTo(ctx, r.base+"/debug/pprof/trace?seconds=2", filepath.Join(e.dir, "sweep-trace-"+store+".out"))
@@ -390,8 +380,11 @@ func (e *env) sweepRun(ctx context.Context, store string) (*sweepRow, error) {
 	t1 := time.Now()
 	close(stop)
 	samples = <-done
-	sr.Profile = <-prof
-	sr.Mutex = <-mutex
+	profiles.Wait()
+	if e.cfg.profile {
+		sr.Profile = profileTop(ctx, cpuFile, "-cum", "-nodecount=30")
+		sr.Mutex = profileTop(ctx, mutexFile, "-nodecount=12")
+	}
 	if err != nil {
 		return nil, err
 	}

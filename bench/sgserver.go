@@ -264,6 +264,15 @@ type inMemoryCountingStore struct{ *countingStore }
 
 func (inMemoryCountingStore) InMemory() {}
 
+// SweepBatch forwards the store's suggestion, so that the Manager sweeps
+// in the batches it would without the wrapper.
+func (s *countingStore) SweepBatch() int {
+	if b, ok := s.Store.(session.SweepBatcher); ok {
+		return b.SweepBatch()
+	}
+	return 0
+}
+
 func (s *countingStore) counts() writeCounts {
 	c := writeCounts{
 		Create: s.create.Load(), Touch: s.touch.Load(), SaveData: s.saveData.Load(),

@@ -64,7 +64,9 @@ type Config struct {
 	SweepInterval time.Duration
 
 	// SweepBatch is how many sessions one store call of a sweep ends. The
-	// default is 500.
+	// default is the store's own (SweepBatcher): 100 for the memory and
+	// SQLite stores, whose calls hold a core of this process for their
+	// whole length; 500 for any other store.
 	SweepBatch int
 
 	// EndedRetention is how long a store remembers why a token stopped
@@ -106,6 +108,11 @@ const SweepOff time.Duration = -1
 // ClearSiteDataOff, as Config.ClearSiteData, sends no Clear-Site-Data header.
 const ClearSiteDataOff = "off"
 
+// defaultSweepBatch is Config.SweepBatch for a store that suggests none: a
+// networked store's call mostly waits for its server, and larger batches
+// cost fewer round trips per session.
+const defaultSweepBatch = 500
+
 // DefaultMaxDataBytes is the default of Config.MaxDataBytes.
 const DefaultMaxDataBytes = 16 << 10
 
@@ -125,7 +132,10 @@ func (c Config) withDefaults() Config {
 		c.SweepInterval = time.Second
 	}
 	if c.SweepBatch == 0 {
-		c.SweepBatch = 500
+		c.SweepBatch = defaultSweepBatch
+		if b, ok := c.Store.(SweepBatcher); ok && b.SweepBatch() > 0 {
+			c.SweepBatch = b.SweepBatch()
+		}
 	}
 	if c.EndedRetention == 0 {
 		c.EndedRetention = 24 * time.Hour

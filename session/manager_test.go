@@ -1092,3 +1092,55 @@ func TestCheckDecidesActivity(t *testing.T) {
 		t.Fatalf("check inside Handler: %d lookups and %d writes, want 1 and 1", g, n)
 	}
 }
+
+// limitRecorder records the limit of every EndExpired call, and suggests
+// a sweep batch of its own when batch is set.
+type limitRecorder struct {
+	session.Store
+	batch  int
+	mu     sync.Mutex
+	limits []int
+}
+
+func (s *limitRecorder) EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]session.Ended, error) {
+	s.mu.Lock()
+	s.limits = append(s.limits, limit)
+	s.mu.Unlock()
+	return s.Store.EndExpired(ctx, now, keep, limit)
+}
+
+func (s *limitRecorder) SweepBatch() int { return s.batch }
+
+// The sweep's batch is, in order: Config.SweepBatch when set, the store's
+// suggestion (SweepBatcher), and 500 when the store suggests nothing. The
+// memory and SQLite stores suggest 100, since each of their calls holds a
+// core of this process for its whole length.
+func TestSweepBatchComesFromConfigThenStore(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		config, store int
+		want          int
+	}{
+		{"the store's suggestion", 0, 7, 7},
+		{"no suggestion", 0, 0, 500},
+		{"Config over the store", 3, 7, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &limitRecorder{Store: memstore.New(), batch: tc.store}
+			m, err := session.New(session.Config{Store: store, SweepInterval: session.SweepOff, SweepBatch: tc.config})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if _, err := m.SweepExpired(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if len(store.limits) != 1 || store.limits[0] != tc.want {
+				t.Errorf("EndExpired limits %v, want [%d]", store.limits, tc.want)
+			}
+		})
+	}
+	if got := memstore.New().SweepBatch(); got != 100 {
+		t.Errorf("memstore suggests %d, want 100", got)
+	}
+}

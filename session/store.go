@@ -149,6 +149,20 @@ type InMemoryStore interface {
 	InMemory()
 }
 
+// SweepBatcher is an optional ability of a Store that suggests how many
+// sessions one EndExpired call of the Manager's sweep should end
+// (Config.SweepBatch, when not set). A store that runs in the caller's
+// process (memory, SQLite) does a call's work on one core without a pause,
+// and requests that need the core meanwhile wait, so it asks for small
+// batches (docs/benchmarks.md, the sweep, has the figures). A networked
+// store's call mostly waits for its server, and fewer, larger calls cost
+// it fewer round trips. A result below 1 suggests nothing, so that a
+// wrapper can always forward it.
+type SweepBatcher interface {
+	Store
+	SweepBatch() int
+}
+
 // CountingStore is an optional ability of a Store that counts its records
 // without reading them all, for a metrics gauge. The count may include
 // sessions past their deadline that no sweep has ended yet (about a second's

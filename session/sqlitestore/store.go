@@ -38,6 +38,9 @@ type Store struct {
 
 	cache  *cache // nil when turned off
 	closed atomic.Bool
+	// unchecked counts the records EndExpired has ended or purged since
+	// its last checkpoint.
+	unchecked atomic.Int64
 }
 
 // errClosed is returned by every call after Close.
@@ -250,6 +253,12 @@ func (s *Store) Close() error {
 	errs = append(errs, s.write.Close())
 	return errors.Join(errs...)
 }
+
+// SweepBatch asks the Manager's sweep for calls of one transaction,
+// sweepBatch sessions (session.SweepBatcher): SQLite runs in this process,
+// and a call holds a core from start to end, about a millisecond at this
+// size.
+func (s *Store) SweepBatch() int { return sweepBatch }
 
 // Count returns the number of records (session.CountingStore).
 func (s *Store) Count(ctx context.Context) (int, error) {
@@ -560,8 +569,15 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 			s.cache.forgetRecords(ids)
 		}
 	}()
-	err = s.sweep(ctx, n, keep, limit, &ended)
-	s.checkpoint(ctx)
+	purged, err := s.sweep(ctx, n, keep, limit, &ended)
+	// The last call of a sweep (nothing left to end) always checkpoints,
+	// so that what requests wrote between sweeps is copied too; during a
+	// long sweep, every checkpointEvery records. A checkpoint per call
+	// would cost each call of a small batch as much again.
+	if changed := s.unchecked.Add(int64(len(ended) + purged)); len(ended) < limit || changed >= checkpointEvery {
+		s.unchecked.Store(0)
+		s.checkpoint(ctx)
+	}
 	if err != nil && len(ended) == 0 {
 		return nil, err
 	}
@@ -576,11 +592,15 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	return ended, nil
 }
 
+// checkpointEvery is how many records a sweep ends or purges between two
+// of its checkpoints.
+const checkpointEvery = 500
+
 // checkpoint copies what the write-ahead log holds back into the database
 // file, without waiting for or blocking anyone: a PASSIVE checkpoint, on a
 // connection of the read pool, leaves out the frames that readers still
-// use and lets writers append meanwhile. The sweep calls it after every
-// batch, so that the log stays small and the write connection's automatic
+// use and lets writers append meanwhile. The sweep calls it every
+// checkpointEvery records and when it is done, so that the log stays small and the write connection's automatic
 // checkpoint (see writeDSN) has nothing to do: that one would run inside
 // the commit of whichever write crossed its threshold, often a request's
 // Touch, and copy the whole log before the request could go on. Between
@@ -594,32 +614,33 @@ func (s *Store) checkpoint(ctx context.Context) {
 
 // sweep ends up to limit expired records, in transactions of at most
 // sweepBatch, appending them to ended, then purges up to limit ended
-// records and trims the log of token changes.
-func (s *Store) sweep(ctx context.Context, now int64, keep time.Duration, limit int, ended *[]session.Ended) error {
+// records and trims the log of token changes. It returns how many it
+// purged.
+func (s *Store) sweep(ctx context.Context, now int64, keep time.Duration, limit int, ended *[]session.Ended) (purged int, err error) {
 	for len(*ended) < limit {
 		batch := min(sweepBatch, limit-len(*ended))
 		got, err := s.endExpiredBatch(ctx, now, keep, batch, ended)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if got < batch {
 			break
 		}
 	}
-	for purged := 0; purged < limit; {
+	for purged < limit {
 		batch := min(purgeBatch, limit-purged)
 		res, err := s.purge.ExecContext(ctx, now, batch)
 		got, err := rowsAffected(res, err)
 		if err != nil {
-			return wrap("end expired", err)
+			return purged, wrap("end expired", err)
 		}
 		purged += int(got)
 		if int(got) < batch {
 			break
 		}
 	}
-	_, err := s.trimChanges.ExecContext(ctx, tokenChangesKept)
-	return wrap("end expired", err)
+	_, err = s.trimChanges.ExecContext(ctx, tokenChangesKept)
+	return purged, wrap("end expired", err)
 }
 
 // expiredBatch selects, oldest expiry first, the live records that have

@@ -10,7 +10,7 @@ import (
 
 const (
 	benchSessions = 10_000 // sessions in the store Get, Touch and SaveData pick from
-	sweepBatch    = 500    // EndExpired's limit, as the Manager's sweeper sets it
+	sweepBatch    = 500    // EndExpired's limit, the same for every store
 )
 
 // benchUserAgent is a browser's, the size most sessions carry.
