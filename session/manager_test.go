@@ -1113,8 +1113,8 @@ func (s *limitRecorder) SweepBatch() int { return s.batch }
 
 // The sweep's batch is, in order: Config.SweepBatch when set, the store's
 // suggestion (SweepBatcher), and 500 when the store suggests nothing. The
-// memory and SQLite stores suggest 100, since each of their calls holds a
-// core of this process for its whole length.
+// memory and SQLite stores suggest small ones, since each of their calls
+// holds a core of this process for its whole length.
 func TestSweepBatchComesFromConfigThenStore(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
@@ -1140,7 +1140,7 @@ func TestSweepBatchComesFromConfigThenStore(t *testing.T) {
 			}
 		})
 	}
-	if got := memstore.New().SweepBatch(); got != 100 {
-		t.Errorf("memstore suggests %d, want 100", got)
+	if got := memstore.New().SweepBatch(); got < 1 || got > 100 {
+		t.Errorf("memstore suggests batches of %d, want 1 to 100", got)
 	}
 }

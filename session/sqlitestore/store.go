@@ -39,8 +39,9 @@ type Store struct {
 	cache  *cache // nil when turned off
 	closed atomic.Bool
 	// unchecked counts the records EndExpired has ended or purged since
-	// its last checkpoint.
-	unchecked atomic.Int64
+	// it last asked for a checkpoint.
+	unchecked    atomic.Int64
+	checkpointer *checkpointer
 }
 
 // errClosed is returned by every call after Close.
@@ -128,6 +129,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	s.read.SetMaxOpenConns(readers + 1)
 	s.read.SetMaxIdleConns(readers + 1)
 
+	s.checkpointer = startCheckpointer(s.read)
 	if err := s.prepare(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
@@ -238,6 +240,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
+	s.checkpointer.close() // it uses the read pool
 	if s.cache != nil && s.cache.watch != nil {
 		errs = append(errs, s.cache.watch.close())
 	}
@@ -576,7 +579,7 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	// would cost each call of a small batch as much again.
 	if changed := s.unchecked.Add(int64(len(ended) + purged)); len(ended) < limit || changed >= checkpointEvery {
 		s.unchecked.Store(0)
-		s.checkpoint(ctx)
+		s.checkpointer.want()
 	}
 	if err != nil && len(ended) == 0 {
 		return nil, err
@@ -590,26 +593,6 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 		return strings.Compare(a.ID, b.ID)
 	})
 	return ended, nil
-}
-
-// checkpointEvery is how many records a sweep ends or purges between two
-// of its checkpoints.
-const checkpointEvery = 500
-
-// checkpoint copies what the write-ahead log holds back into the database
-// file, without waiting for or blocking anyone: a PASSIVE checkpoint, on a
-// connection of the read pool, leaves out the frames that readers still
-// use and lets writers append meanwhile. The sweep calls it every
-// checkpointEvery records and when it is done, so that the log stays small and the write connection's automatic
-// checkpoint (see writeDSN) has nothing to do: that one would run inside
-// the commit of whichever write crossed its threshold, often a request's
-// Touch, and copy the whole log before the request could go on. Between
-// sweeps, the Manager's sweeper calls EndExpired every second, which
-// checkpoints what requests wrote. A checkpoint that fails, or finds
-// another under way (SQLITE_BUSY), is left to the next one.
-func (s *Store) checkpoint(ctx context.Context) {
-	var busy, frames, copied int
-	_ = s.read.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
 }
 
 // sweep ends up to limit expired records, in transactions of at most
