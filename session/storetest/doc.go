@@ -63,7 +63,9 @@
 //
 // Optional abilities are separate interfaces the Manager detects:
 // session.CountingStore (a count for a metrics gauge, checked by the Count
-// group when present) and session.InMemoryStore.
+// group when present), session.InMemoryStore, and session.SweepBatcher (a
+// store that runs in the caller's process asks for small sweep calls, since
+// each holds a core for its whole length).
 //
 // # How the suite proves it
 //
