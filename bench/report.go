@@ -132,7 +132,7 @@ var remedies = map[string]string{
 	"scale": "the server's CPU per request (cores used divided by requests/s) is the steadier measure of whether cost grows with sessions; the requests/s ratio also moves with the machine's other load",
 	"heap":  "a more compact entry: the record's fixed fields in a flat array indexed by a small integer, with the strings in one arena",
 	"sweep": "what a sweep adds is mostly waiting for a core, not work inside the request: the slow samples are spread evenly over the sweep, not in bursts. " +
-		"Each store call of a sweep holds a core for its whole length, and the Manager pauses three times as long after it; " +
+		"A call to a store in the process (memory, SQLite) holds a core for its whole length, a call to Redis or PostgreSQL keeps their server busy on the same two cores, and the Manager pauses three times as long after each; " +
 		"the memory and SQLite stores ask for calls of 64 and 100 sessions (under a millisecond each), which brought their ratios from about 1.8 to about 1.3 and 1.4 in single trials, " +
 		"and the garbage collector was not the cause (the same SQLite sweep with GOGC=800 ran 43 collections instead of 581 and its ratio did not move). " +
 		"The ratio of one sweep varies by 0.3 between runs on this machine, the load generator sharing its two cores: a lower duty cycle (longer pauses) or a machine with a core to spare would close it",

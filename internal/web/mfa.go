@@ -736,8 +736,7 @@ func (s *Server) lastRequiredFactor(ctx context.Context, v *visit, kind account.
 // page (a sensitive action: the page shows a secret). A confirmed app
 // stays in use until the new one is confirmed.
 func (s *Server) totpSetupPage(w http.ResponseWriter, r *http.Request, v *visit) {
-	policy := s.mfaPolicy(v.user.Role)
-	if policy == account.MFAOff || !policy.Accepts(account.FactorTOTP) {
+	if !s.acceptsFactor(v, account.FactorTOTP) {
 		s.notFound(w, r)
 		return
 	}
@@ -756,8 +755,7 @@ func (s *Server) totpSetup(w http.ResponseWriter, r *http.Request, v *visit) {
 	if !s.parseForm(w, r) {
 		return
 	}
-	policy := s.mfaPolicy(v.user.Role)
-	if policy == account.MFAOff || !policy.Accepts(account.FactorTOTP) {
+	if !s.acceptsFactor(v, account.FactorTOTP) {
 		s.notFound(w, r)
 		return
 	}
@@ -847,8 +845,7 @@ func (s *Server) recoveryRegenerate(w http.ResponseWriter, r *http.Request, v *v
 	if !s.parseForm(w, r) {
 		return
 	}
-	policy := s.mfaPolicy(v.user.Role)
-	if policy == account.MFAOff || !policy.Accepts(account.FactorRecoveryCode) {
+	if !s.acceptsFactor(v, account.FactorRecoveryCode) {
 		s.notFound(w, r)
 		return
 	}

@@ -452,16 +452,17 @@ func (s *Server) verifyReauthPasskey(ctx context.Context, v *visit, answer strin
 	return err
 }
 
-// allowsPasskeys reports whether v's user may manage passkeys: not when
-// their second-factor policy is off, where the account page has no
-// section for them either.
-func (s *Server) allowsPasskeys(v *visit) bool {
-	return s.mfaPolicy(v.user.Role) != account.MFAOff
+// acceptsFactor reports whether v's user may set up and manage factors of
+// kind k: none when their second-factor policy is off, where the account
+// page has no section for them either, and only passkeys under the
+// passkey policy.
+func (s *Server) acceptsFactor(v *visit, k account.FactorKind) bool {
+	return s.mfaPolicy(v.user.Role).Accepts(k)
 }
 
 // addPasskeyBegin starts registering another passkey from the account page.
 func (s *Server) addPasskeyBegin(w http.ResponseWriter, r *http.Request, v *visit) {
-	if !s.allowsPasskeys(v) {
+	if !s.acceptsFactor(v, account.FactorPasskey) {
 		s.notFound(w, r)
 		return
 	}
@@ -473,7 +474,7 @@ func (s *Server) addPasskeyBegin(w http.ResponseWriter, r *http.Request, v *visi
 // without recovery codes, where the policy accepts them, gets a new set,
 // shown once.
 func (s *Server) addPasskeyFinish(w http.ResponseWriter, r *http.Request, v *visit) {
-	if !s.allowsPasskeys(v) {
+	if !s.acceptsFactor(v, account.FactorPasskey) {
 		s.notFound(w, r)
 		return
 	}
@@ -514,7 +515,7 @@ func (s *Server) renamePasskey(w http.ResponseWriter, r *http.Request, v *visit)
 	if !s.parseForm(w, r) {
 		return
 	}
-	if !s.allowsPasskeys(v) {
+	if !s.acceptsFactor(v, account.FactorPasskey) {
 		s.notFound(w, r)
 		return
 	}
@@ -546,7 +547,7 @@ func (s *Server) removePasskey(w http.ResponseWriter, r *http.Request, v *visit)
 	if !s.parseForm(w, r) {
 		return
 	}
-	if !s.allowsPasskeys(v) {
+	if !s.acceptsFactor(v, account.FactorPasskey) {
 		s.notFound(w, r)
 		return
 	}

@@ -23,9 +23,9 @@
 // EndExpired purges the row. It works in transactions of at most 100
 // records, each reading a batch through the expiry index and ending it in
 // one statement: a Touch or a sign-in waits for one of them at most, and
-// reads never wait. Every 500 records, and when it finds no more, it
-// checkpoints the write-ahead log on a connection of its own, so that no
-// request's commit has to.
+// reads never wait. Every 500 records, and when it finds no more, it has
+// the write-ahead log checkpointed on a goroutine and a connection of its
+// own, so that no request's commit has to.
 //
 // # Pure Go
 //
