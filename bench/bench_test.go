@@ -67,6 +67,32 @@ func TestLatenciesWindow(t *testing.T) {
 	if n != 3 || bad != 1 || p50 != 6*time.Millisecond || p99 != 7*time.Millisecond {
 		t.Fatalf("latencies = %d %d %v %v, want 3 1 6ms 7ms", n, bad, p50, p99)
 	}
+	// Two spans, with samples before, between and after them left out:
+	// seconds 1 and 2, then 6 to 8.
+	n, bad, p50, p99 = latenciesIn(s, []span{{t0.Add(time.Second), t0.Add(3 * time.Second)}, {t0.Add(6 * time.Second), t0.Add(9 * time.Second)}})
+	if n != 5 || bad != 0 || p50 != 7*time.Millisecond || p99 != 9*time.Millisecond {
+		t.Fatalf("latenciesIn = %d %d %v %v, want 5 0 7ms 9ms", n, bad, p50, p99)
+	}
+}
+
+// Steal is neither busy nor idle, and the guest columns, already counted
+// in user and nice, are not counted again.
+func TestMachineTicks(t *testing.T) {
+	at := time.Unix(1000, 0)
+	a := parseMachineTicks("cpu  100 1 20 500 4 0 5 10 50 0", at)
+	if a.busy != 126 || a.steal != 10 || a.all != 640 {
+		t.Fatalf("busy, steal, all = %d, %d, %d; want 126, 10, 640", a.busy, a.steal, a.all)
+	}
+	b := parseMachineTicks("cpu  150 1 20 530 4 0 5 30 50 0", at.Add(time.Second))
+	if got := stolen(a, b); got != 0.2 {
+		t.Fatalf("stolen = %v, want 0.2 (20 of 100 ticks)", got)
+	}
+	if got := stolen(b, a); got != 0 {
+		t.Fatalf("stolen backwards = %v, want 0", got)
+	}
+	if z := parseMachineTicks("intr 1 2 3", at); z.all != 0 {
+		t.Fatalf("a line that is not the machine's parsed as %+v", z)
+	}
 }
 
 func TestMedianRow(t *testing.T) {
@@ -541,5 +567,27 @@ func TestBareStoreSystems(t *testing.T) {
 				t.Fatalf("with an unknown cookie: %d, want 401", code)
 			}
 		})
+	}
+}
+
+// A sweep is judged only when the host took at most maxStolen of its time
+// and of its quiet seconds; SQLite's sweep time likewise.
+func TestSweepVerdictsSetStolenTimeAside(t *testing.T) {
+	row := func(store string, stolen float64, took time.Duration) sweepRow {
+		return sweepRow{Store: store, Expired: sweepTargetSessions, Ended: sweepTargetSessions, Events: sweepTargetSessions,
+			Took: took, QuietP99: 2 * time.Millisecond, DuringP99: 2500 * time.Microsecond, QuietStolen: 0.001, DuringStolen: stolen}
+	}
+	res := &results{Sweep: []sweepRow{row("memory", 0.01, 20*time.Second), row("sqlite", 0.2, 50*time.Second)}}
+	v := res.sweepVerdicts()
+	if len(v) != 3 {
+		t.Fatalf("%d verdicts, want 3 (two p99s and SQLite's time)", len(v))
+	}
+	if v[0].Met != "yes" {
+		t.Errorf("1.25x with 1%% stolen: %q, want yes", v[0].Met)
+	}
+	for _, i := range []int{1, 2} {
+		if !strings.HasPrefix(v[i].Met, "not judged: the host took 20.0%") {
+			t.Errorf("verdict %d with 20%% stolen: %q, want not judged", i, v[i].Met)
+		}
 	}
 }

@@ -18,6 +18,8 @@ const clockTicks = 100
 type cpuSnapshot struct {
 	at                  time.Time
 	busy                uint64 // the machine's non-idle time, all cores
+	steal               uint64 // time the hypervisor ran something else while this machine wanted to run
+	all                 uint64 // every state, steal included
 	server, load, store uint64
 }
 
@@ -37,17 +39,7 @@ type cpuUse struct {
 // children waited for (the harness and wrk), and of the database servers. On a system without /proc it returns
 // a zero snapshot.
 func takeCPU(serverGroups ...int) cpuSnapshot {
-	s := cpuSnapshot{at: time.Now()}
-	if b, err := os.ReadFile("/proc/stat"); err == nil {
-		line, _, _ := strings.Cut(string(b), "\n")
-		f := strings.Fields(line)
-		for i, v := range f[1:] {
-			n, _ := strconv.ParseUint(v, 10, 64)
-			if i != 3 && i != 4 { // idle, iowait
-				s.busy += n
-			}
-		}
-	}
+	s := machineTicks()
 	self := os.Getpid()
 	selfGroup := self
 	if st, ok := readStat(strconv.Itoa(self)); ok {
@@ -71,6 +63,51 @@ func takeCPU(serverGroups ...int) cpuSnapshot {
 		}
 	}
 	return s
+}
+
+// machineTicks reads the machine's own lines of /proc/stat: its busy time,
+// the time stolen by the hypervisor, and all of it. Steal is not busy time:
+// this machine did not run then. The guest columns are already counted in
+// user and nice, so they are left out.
+func machineTicks() cpuSnapshot {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuSnapshot{at: time.Now()}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return parseMachineTicks(line, time.Now())
+}
+
+// parseMachineTicks parses the first line of /proc/stat, taken at at.
+func parseMachineTicks(line string, at time.Time) cpuSnapshot {
+	s := cpuSnapshot{at: at}
+	f := strings.Fields(line)
+	if len(f) < 2 || f[0] != "cpu" {
+		return s
+	}
+	// cpu user nice system idle iowait irq softirq steal guest guest_nice
+	for i, v := range f[1:min(len(f), 9)] {
+		n, _ := strconv.ParseUint(v, 10, 64)
+		s.all += n
+		switch i {
+		case 3, 4: // idle, iowait
+		case 7:
+			s.steal += n
+		default:
+			s.busy += n
+		}
+	}
+	return s
+}
+
+// stolen is the share of the machine's time from a to b that the
+// hypervisor gave to others while this machine wanted to run: time no
+// process here could use, however light the load.
+func stolen(a, b cpuSnapshot) float64 {
+	if b.all <= a.all || b.steal < a.steal {
+		return 0
+	}
+	return float64(b.steal-a.steal) / float64(b.all-a.all)
 }
 
 type procStat struct {

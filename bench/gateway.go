@@ -25,7 +25,7 @@ import (
 	"github.com/oauth2-proxy/mockoidc"
 )
 
-// The gateway rows (issue 10): sessionguard in front of an application it
+// The gateway rows: sessionguard in front of an application it
 // knows nothing of, side by side with what the same path costs without
 // it. Every row is its own processes on loopback: the upstream application
 // (`bench serve -system upstream`), the proxy (nginx, sessionguard in

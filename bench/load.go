@@ -303,9 +303,25 @@ func openLoop(ctx context.Context, t target, rate, conns int, stop <-chan struct
 
 // latencies summarises the samples due within [from, to).
 func latencies(samples []sample, from, to time.Time) (n int, bad int, p50, p99 time.Duration) {
+	return latenciesIn(samples, []span{{from, to}})
+}
+
+// span is the stretch of time [from, to).
+type span struct{ from, to time.Time }
+
+// latenciesIn summarises the samples due within any of spans, which are in
+// order and do not overlap; samples are in the order of their due times.
+func latenciesIn(samples []sample, spans []span) (n int, bad int, p50, p99 time.Duration) {
 	var lat []time.Duration
+	i := 0
 	for _, s := range samples {
-		if s.due.Before(from) || !s.due.Before(to) {
+		for i < len(spans) && !s.due.Before(spans[i].to) {
+			i++
+		}
+		if i == len(spans) {
+			break
+		}
+		if s.due.Before(spans[i].from) {
 			continue
 		}
 		if !s.ok {

@@ -135,7 +135,8 @@ var remedies = map[string]string{
 		"A call to a store in the process (memory, SQLite) holds a core for its whole length, a call to Redis or PostgreSQL keeps their server busy on the same two cores, and the Manager pauses three times as long after each; " +
 		"the memory and SQLite stores ask for calls of 64 and 100 sessions (under a millisecond each), which brought their ratios from about 1.8 to about 1.3 and 1.4 in single trials, " +
 		"and the garbage collector was not the cause (the same SQLite sweep with GOGC=800 ran 43 collections instead of 581 and its ratio did not move). " +
-		"The ratio of one sweep varies by 0.3 between runs on this machine, the load generator sharing its two cores: a lower duty cycle (longer pauses) or a machine with a core to spare would close it",
+		"On a virtual machine, read the time its host stole first: with a tenth of it stolen, the p99 was tens of milliseconds whether the store swept or not. " +
+		"A lower duty cycle (longer pauses) or a machine with a core to spare would close the rest",
 	"sweep-time": "the Manager pauses after every call three times as long as the call took, so a sweep lasts at least four times the store's own work; " +
 		"fewer statements per call, and fewer index updates per ended record, would shorten it",
 	"flood": "fewer password hashes at once (the hashing limit), or a cheaper hash, which would weaken stored passwords",
@@ -277,13 +278,17 @@ func (res *results) verdicts() []verdict {
 	return append(out, res.gatewayVerdicts()...)
 }
 
-// The sweep's targets (issue 12): the p99 latency of a live session while
-// 1,000,000 expired sessions are swept, against the same store quiet, and
-// how long SQLite's sweep takes.
+// The sweep's targets: the p99 latency of a live session while 1,000,000
+// expired sessions are swept, against the same store quiet, and how long
+// SQLite's sweep takes. maxStolen is the most of a sweep's or its quiet
+// seconds' time that the host of a virtual machine may take for the p99
+// to be judged: on the machines measured, a few percent of steal came as
+// pauses of tens of milliseconds, which a p99 shows.
 const (
 	sweepP99Target      = 1.5
 	sqliteSweepTarget   = 60 * time.Second
 	sweepTargetSessions = 1_000_000
+	maxStolen           = 0.02
 )
 
 // sweepVerdicts judges the sweep of each store, and SQLite's sweep time.
@@ -306,6 +311,18 @@ func (res *results) sweepVerdicts() []verdict {
 		}
 		return ""
 	}
+	// A p99 of a machine whose host took more than maxStolen of its time is
+	// the host's: a sweep's millisecond does not show under its pauses. The
+	// sweep's own time stretches with what the host takes, too.
+	judgeable := func(s sweepRow) string {
+		if c := complete(s); c != "" {
+			return c
+		}
+		if st := max(s.QuietStolen, s.DuringStolen); st > maxStolen {
+			return fmt.Sprintf("not judged: the host took %.1f%% of the time (more than %.0f%%)", 100*st, 100*maxStolen)
+		}
+		return ""
+	}
 	var sqlite *sweepRow
 	for _, s := range res.Sweep {
 		if s.Store == "sqlite" {
@@ -313,8 +330,9 @@ func (res *results) sweepVerdicts() []verdict {
 		}
 		v := verdict{Target: p99Target(s.Store)}
 		x := div(float64(s.DuringP99), float64(s.QuietP99))
-		v.Measured = fmt.Sprintf("%.2fx (%s vs %s; %s ended in %.1fs)", x, fmtDur(s.DuringP99), fmtDur(s.QuietP99), fmtInt(float64(s.Ended)), s.Took.Seconds())
-		if v.Met = complete(s); v.Met == "" {
+		v.Measured = fmt.Sprintf("%.2fx (%s vs %s; %s ended in %.1fs; %.1f%% and %.1f%% of the time stolen by the host)", x, fmtDur(s.DuringP99), fmtDur(s.QuietP99),
+			fmtInt(float64(s.Ended)), s.Took.Seconds(), 100*s.DuringStolen, 100*s.QuietStolen)
+		if v.Met = judgeable(s); v.Met == "" {
 			v.Met = judge(x <= sweepP99Target)
 			if !(x <= sweepP99Target) {
 				v.Explain = sweepExplain(s)
@@ -329,7 +347,7 @@ func (res *results) sweepVerdicts() []verdict {
 	v := verdict{Target: fmt.Sprintf("Sweeping 1,000,000 expired sessions in SQLite: within %.0f seconds", sqliteSweepTarget.Seconds()), Measured: "-", Met: notMeasured}
 	if s := sqlite; s != nil {
 		v.Measured = fmt.Sprintf("%.1fs (%s ended)", s.Took.Seconds(), fmtInt(float64(s.Ended)))
-		if v.Met = complete(*s); v.Met == "" {
+		if v.Met = judgeable(*s); v.Met == "" {
 			v.Met = judge(s.Took <= sqliteSweepTarget)
 			if s.Took > sqliteSweepTarget {
 				v.Explain = sweepExplain(*s)
@@ -340,7 +358,7 @@ func (res *results) sweepVerdicts() []verdict {
 	return append(out, v)
 }
 
-// gatewayVerdicts judges the targets of issue 10: sessionguard as a
+// gatewayVerdicts judges the gateway's targets: sessionguard as a
 // gateway, each against what the same path costs without it.
 func (res *results) gatewayVerdicts() []verdict {
 	var out []verdict
@@ -437,7 +455,7 @@ var storeCeilings = []storeCeiling{
 }
 
 // ceilingTarget is the least share of its store's bare query a networked
-// store's session check must reach (issue 12).
+// store's session check must reach.
 const ceilingTarget = 0.9
 
 // ceilingVerdicts judges the networked stores' checks against their

@@ -18,13 +18,17 @@ type results struct {
 	Started, Finished  time.Time
 	Machine            machine
 	LoadStart, LoadEnd string // /proc/loadavg when the run started and ended
-	Quick              bool
-	Duration           time.Duration
-	Connections        int
-	Threads            int
-	Rounds             int
-	Generator          string
-	NginxWorkers       string // nginx's worker_processes in the gateway rows
+	// Stolen is the share of the run's time the hypervisor gave to other
+	// machines while this one wanted to run (/proc/stat's steal).
+	Stolen       float64
+	ticks        cpuSnapshot
+	Quick        bool
+	Duration     time.Duration
+	Connections  int
+	Threads      int
+	Rounds       int
+	Generator    string
+	NginxWorkers string // nginx's worker_processes in the gateway rows
 
 	Rows     []row
 	Profiles []profile
@@ -34,7 +38,7 @@ type results struct {
 	Writes   []writesRow
 	Flood    *floodRow
 	// GatewayWrites are the store writes of a busy session's requests
-	// through a gateway (issue 10).
+	// through a gateway.
 	GatewayWrites []writesRow
 
 	// Failures are the measurements that failed (not those skipped for
@@ -88,6 +92,7 @@ func run(ctx context.Context, cfg *config) error {
 		Started:      time.Now(),
 		Machine:      describeMachine(ctx, cfg),
 		LoadStart:    loadAverage(),
+		ticks:        machineTicks(),
 		Quick:        cfg.quick,
 		Duration:     cfg.duration,
 		Connections:  cfg.connections,
@@ -143,9 +148,10 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	res.Finished = time.Now()
 	res.LoadEnd = loadAverage()
+	res.Stolen = stolen(res.ticks, machineTicks())
 	fmt.Println()
 	printTargets(os.Stdout, res)
-	fmt.Printf("\nfinished %s, load average %s\n", res.Finished.Format(time.RFC3339), res.LoadEnd)
+	fmt.Printf("\nfinished %s, load average %s, %.1f%% of the time stolen by the hypervisor\n", res.Finished.Format(time.RFC3339), res.LoadEnd, 100*res.Stolen)
 	if cfg.writeDocs != "" {
 		if err := writeDocs(cfg.writeDocs, res); err != nil {
 			return err

@@ -266,15 +266,20 @@ type sweepRow struct {
 	QuietBad    int
 	QuietP50    time.Duration
 	QuietP99    time.Duration
+	BeforeP99   time.Duration // of the quiet seconds before the sweep's first block only
 	DuringN     int
 	DuringBad   int
 	DuringP50   time.Duration
 	DuringP99   time.Duration
 	Preload     time.Duration
 	SampleConns int
-	Profile     string      // top of a CPU profile of the sweep's first seconds
-	Mutex       string      // top of the lock contention in the same seconds
-	GC          sweepAnswer // the server's garbage collection during the sweep
+	Blocks      int // the sweep's blocks, each followed by a quiet one
+	// The shares of the quiet and of the sweep's time that the hypervisor
+	// gave to other machines.
+	QuietStolen, DuringStolen float64
+	Profile                   string      // top of a CPU profile of the sweep's first seconds
+	Mutex                     string      // top of the lock contention in the same seconds
+	GC                        sweepAnswer // the server's garbage collection during the sweep
 }
 
 // sweepProfileSeconds is the length of the CPU profile taken as a sweep
@@ -341,22 +346,32 @@ func (e *env) sweepRun(ctx context.Context, store string) (*sweepRow, error) {
 		return nil, err
 	}
 
-	quiet := min(e.cfg.duration, 5*time.Second)
+	// The sweep runs in blocks of sweepBlock, each followed by a quiet
+	// block, and the live session is sampled all the while: quiet and
+	// sweeping alternate every few seconds, so both see the same machine.
+	// A virtual machine's host takes its share in bursts minutes long;
+	// quiet seconds measured only before a sweep of minutes compared the
+	// sweep with whatever the host did in those seconds.
 	stop := make(chan struct{})
-	time.AfterFunc(quiet, func() { close(stop) })
-	samples := openLoop(ctx, r.target, sr.Rate, sr.SampleConns, stop)
-	if len(samples) == 0 {
-		return nil, fmt.Errorf("no sample")
-	}
-	if e.keepDir {
-		dumpSamples(filepath.Join(e.dir, "quiet-"+store+".csv"), samples)
-	}
-	sr.QuietN, sr.QuietBad, sr.QuietP50, sr.QuietP99 = latencies(samples, samples[0].due, samples[len(samples)-1].due.Add(time.Nanosecond))
-
-	stop = make(chan struct{})
 	done := make(chan []sample, 1)
 	go func() { done <- openLoop(ctx, r.target, sr.Rate, sr.SampleConns, stop) }()
-	time.Sleep(500 * time.Millisecond)
+	var quiet, sweeping []span
+	var quietTicks, sweepTicks [2]uint64 // stolen, all
+	tally := func(t *[2]uint64, a, b cpuSnapshot) {
+		t[0] += b.steal - a.steal
+		t[1] += b.all - a.all
+	}
+	quietFor := func(d time.Duration) {
+		// Requests the sweep held up finish first: they are the sweep's.
+		time.Sleep(sweepSettle)
+		a := machineTicks()
+		time.Sleep(d)
+		b := machineTicks()
+		quiet = append(quiet, span{a.at, b.at})
+		tally(&quietTicks, a, b)
+	}
+	quietFor(min(e.cfg.duration, 5*time.Second))
+
 	// The CPU profile of the sweep's first seconds, and the lock contention
 	// of the same seconds only, not the preload's; read once the sweep is
 	// over (profileTop).
@@ -374,30 +389,70 @@ func (e *env) sweepRun(ctx context.Context, store string) (*sweepRow, error) {
 	if e.keepDir {
 		go downloadTo(ctx, r.base+"/debug/pprof/trace?seconds=2", filepath.Join(e.dir, "sweep-trace-"+store+".out"))
 	}
-	var ans sweepAnswer
-	t0 := time.Now()
-	err = r.post(ctx, "/bench/sweep", &ans)
-	t1 := time.Now()
+	for ctx.Err() == nil {
+		var ans sweepAnswer
+		a := machineTicks()
+		err = r.post(ctx, fmt.Sprintf("/bench/sweep?for=%s", sweepBlock), &ans)
+		b := machineTicks()
+		if err != nil {
+			break
+		}
+		sweeping = append(sweeping, span{a.at, b.at})
+		tally(&sweepTicks, a, b)
+		if len(sweeping) == 1 {
+			sr.GC.HeapBefore = ans.HeapBefore
+		}
+		sr.Ended += ans.Ended
+		sr.Events += ans.Events
+		sr.Took += b.at.Sub(a.at)
+		sr.GC.GCs += ans.GCs
+		sr.GC.GCPause += ans.GCPause
+		sr.GC.Allocated += ans.Allocated
+		if ans.Done {
+			break
+		}
+		quietFor(sweepQuietBlock)
+	}
+	if err == nil {
+		quietFor(sweepQuietBlock)
+	}
 	close(stop)
-	samples = <-done
+	samples := <-done
 	profiles.Wait()
 	if e.cfg.profile {
 		sr.Profile = profileTop(ctx, cpuFile, "-cum", "-nodecount=30")
 		sr.Mutex = profileTop(ctx, mutexFile, "-nodecount=12")
 	}
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		return nil, err
 	}
-	sr.Ended, sr.Events, sr.Took = ans.Ended, ans.Events, t1.Sub(t0)
-	sr.GC = ans
-	sr.DuringN, sr.DuringBad, sr.DuringP50, sr.DuringP99 = latencies(samples, t0, t1)
+	sr.Blocks = len(sweeping)
+	sr.QuietStolen = float64(quietTicks[0]) / float64(max(1, quietTicks[1]))
+	sr.DuringStolen = float64(sweepTicks[0]) / float64(max(1, sweepTicks[1]))
+	sr.QuietN, sr.QuietBad, sr.QuietP50, sr.QuietP99 = latenciesIn(samples, quiet)
+	_, _, _, sr.BeforeP99 = latenciesIn(samples, quiet[:1])
+	sr.DuringN, sr.DuringBad, sr.DuringP50, sr.DuringP99 = latenciesIn(samples, sweeping)
 	if e.keepDir {
-		dumpSamples(filepath.Join(e.dir, "during-"+store+".csv"), samples)
+		dumpSamples(filepath.Join(e.dir, "samples-"+store+".csv"), samples)
 	}
-	fmt.Printf("sweep %-9s ended %d (events %d) in %.1fs; p99 quiet %s, during the sweep %s (%d samples); %d GCs, %v paused, %d MB allocated\n",
-		store, sr.Ended, sr.Events, sr.Took.Seconds(), fmtDur(sr.QuietP99), fmtDur(sr.DuringP99), sr.DuringN, ans.GCs, ans.GCPause, ans.Allocated>>20)
+	fmt.Printf("sweep %-9s ended %d (events %d) in %.1fs, %d blocks; p99 quiet %s (%d samples, %.1f%% stolen; %s in the first seconds), during the sweep %s (%d samples, %.1f%% stolen); %d GCs, %v paused, %d MB allocated\n",
+		store, sr.Ended, sr.Events, sr.Took.Seconds(), sr.Blocks, fmtDur(sr.QuietP99), sr.QuietN, 100*sr.QuietStolen, fmtDur(sr.BeforeP99), fmtDur(sr.DuringP99), sr.DuringN, 100*sr.DuringStolen,
+		sr.GC.GCs, sr.GC.GCPause, sr.GC.Allocated>>20)
 	return sr, nil
 }
+
+// The sweep's blocks: sweepBlock of sweeping, then sweepQuietBlock of
+// quiet after sweepSettle, in turn. The quiet blocks take a fifth of the
+// time, and a sweep of minutes gets as many quiet samples as a whole quiet
+// minute.
+const (
+	sweepBlock      = 8 * time.Second
+	sweepQuietBlock = 2 * time.Second
+	sweepSettle     = 200 * time.Millisecond
+)
 
 // dumpSamples writes samples as CSV lines of the due time (Unix µs) and the
 // latency (µs), for a look at when the slow ones came: in bursts (a stall

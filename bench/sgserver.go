@@ -39,7 +39,8 @@ const browserUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 
 //	POST /bench/login     ?n=N: N new sessions, their Cookie header values
 //	POST /bench/preload   ?n=N[&expired=1]: N more idle (or already expired) sessions
 //	POST /bench/settle    brings the SQL stores' files and tables to a steady state
-//	POST /bench/sweep     ends every expired session (Manager.SweepExpired)
+//	POST /bench/sweep     ends every expired session (Manager.SweepExpired);
+//	                      ?for=8s stops it after the store call under way at 8s
 //	GET  /bench/writes    store writes so far (POST resets them)
 func mountSessionguard(ctx context.Context, mux *http.ServeMux, o serveOptions) (func() error, error) {
 	var store session.Store
@@ -173,15 +174,27 @@ func mountSessionguard(ctx context.Context, mux *http.ServeMux, o serveOptions) 
 		before := ended.Load()
 		var ms0, ms1 runtime.MemStats
 		runtime.ReadMemStats(&ms0)
+		ctx := r.Context()
+		if v := r.URL.Query().Get("for"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				http.Error(w, fmt.Sprintf("for=%q: want a positive duration such as 8s", v), http.StatusBadRequest)
+				return
+			}
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
 		start := time.Now()
-		n, err := m.SweepExpired(r.Context())
+		n, err := m.SweepExpired(ctx)
 		took := time.Since(start)
 		runtime.ReadMemStats(&ms1)
-		if err != nil {
+		stopped := errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil
+		if err != nil && !stopped {
 			httpError(w, err)
 			return
 		}
-		writeJSON(w, sweepAnswer{Ended: n, Events: ended.Load() - before, Seconds: took.Seconds(),
+		writeJSON(w, sweepAnswer{Ended: n, Done: err == nil, Events: ended.Load() - before, Seconds: took.Seconds(),
 			GCs: ms1.NumGC - ms0.NumGC, GCPause: time.Duration(ms1.PauseTotalNs - ms0.PauseTotalNs),
 			Allocated: ms1.TotalAlloc - ms0.TotalAlloc, HeapBefore: ms0.HeapAlloc})
 	})
@@ -200,6 +213,7 @@ func mountSessionguard(ctx context.Context, mux *http.ServeMux, o serveOptions) 
 // sweepAnswer is the answer of POST /bench/sweep.
 type sweepAnswer struct {
 	Ended   int     `json:"ended"`
+	Done    bool    `json:"done"`   // no expired session is left: the sweep ended, not its time
 	Events  int64   `json:"events"` // end events the Manager's observers received
 	Seconds float64 `json:"seconds"`
 	// The sweeping process's garbage collector during the sweep: cycles,
@@ -313,8 +327,11 @@ func (s *countingStore) End(ctx context.Context, id string, e session.Ending) (s
 	return s.Store.End(ctx, id, e)
 }
 
+// EndExpired is never cancelled: a sweep stopped by POST /bench/sweep?for=
+// stops between two store calls, as it would between two sweeps, and not
+// by interrupting one, which would leave work half done.
 func (s *countingStore) EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]session.Ended, error) {
-	ended, err := s.Store.EndExpired(ctx, now, keep, limit)
+	ended, err := s.Store.EndExpired(context.WithoutCancel(ctx), now, keep, limit)
 	s.expired.Add(int64(len(ended)))
 	return ended, err
 }

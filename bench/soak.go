@@ -22,7 +22,7 @@ import (
 	"time"
 )
 
-// The soak (issue 11): the sessionguard command with each session store,
+// The soak: the sessionguard command with each session store,
 // all at once for the soak's length, under a steady load of virtual users
 // who sign in, browse, poll, sign out or let their sessions time out, over
 // and over. It samples each server's heap, goroutines, open files and
