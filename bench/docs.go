@@ -80,7 +80,7 @@ func markdown(res *results) []byte {
 	p("| time stolen by the hypervisor | %.1f%% of the run |\n\n", 100*res.Stolen)
 	p("The load generator, the server and the databases share these %d cores, and other programs ran on the machine too ", m.CPUs)
 	p("(the load average says how busy it was). The machine is virtual: while its host runs other machines, it does not run at all, ")
-	p("and `/proc/stat` counts that time as stolen; a few percent of it shows in every p99. ")
+	p("and `/proc/stat` counts that time as stolen: the p99s show it. ")
 	p("Read the ratios, which come from one run, rather than the absolute numbers.\n\n")
 
 	p("## Method\n\n")

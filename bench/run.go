@@ -21,7 +21,6 @@ type results struct {
 	// Stolen is the share of the run's time the hypervisor gave to other
 	// machines while this one wanted to run (/proc/stat's steal).
 	Stolen       float64
-	ticks        cpuSnapshot
 	Quick        bool
 	Duration     time.Duration
 	Connections  int
@@ -88,11 +87,11 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	defer e.cleanup()
+	ticks := machineTicks()
 	res := &results{
 		Started:      time.Now(),
 		Machine:      describeMachine(ctx, cfg),
 		LoadStart:    loadAverage(),
-		ticks:        machineTicks(),
 		Quick:        cfg.quick,
 		Duration:     cfg.duration,
 		Connections:  cfg.connections,
@@ -148,7 +147,7 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	res.Finished = time.Now()
 	res.LoadEnd = loadAverage()
-	res.Stolen = stolen(res.ticks, machineTicks())
+	res.Stolen = stolen(ticks, machineTicks())
 	fmt.Println()
 	printTargets(os.Stdout, res)
 	fmt.Printf("\nfinished %s, load average %s, %.1f%% of the time stolen by the hypervisor\n", res.Finished.Format(time.RFC3339), res.LoadEnd, 100*res.Stolen)

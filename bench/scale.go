@@ -356,10 +356,10 @@ func (e *env) sweepRun(ctx context.Context, store string) (*sweepRow, error) {
 	done := make(chan []sample, 1)
 	go func() { done <- openLoop(ctx, r.target, sr.Rate, sr.SampleConns, stop) }()
 	var quiet, sweeping []span
-	var quietTicks, sweepTicks [2]uint64 // stolen, all
-	tally := func(t *[2]uint64, a, b cpuSnapshot) {
-		t[0] += b.steal - a.steal
-		t[1] += b.all - a.all
+	var quietTicks, sweepTicks cpuSnapshot // the sums of the blocks' steal and all
+	tally := func(sum *cpuSnapshot, a, b cpuSnapshot) {
+		sum.steal += b.steal - a.steal
+		sum.all += b.all - a.all
 	}
 	quietFor := func(d time.Duration) {
 		// Requests the sweep held up finish first: they are the sweep's.
@@ -430,8 +430,8 @@ func (e *env) sweepRun(ctx context.Context, store string) (*sweepRow, error) {
 		return nil, err
 	}
 	sr.Blocks = len(sweeping)
-	sr.QuietStolen = float64(quietTicks[0]) / float64(max(1, quietTicks[1]))
-	sr.DuringStolen = float64(sweepTicks[0]) / float64(max(1, sweepTicks[1]))
+	sr.QuietStolen = stolen(cpuSnapshot{}, quietTicks)
+	sr.DuringStolen = stolen(cpuSnapshot{}, sweepTicks)
 	sr.QuietN, sr.QuietBad, sr.QuietP50, sr.QuietP99 = latenciesIn(samples, quiet)
 	_, _, _, sr.BeforeP99 = latenciesIn(samples, quiet[:1])
 	sr.DuringN, sr.DuringBad, sr.DuringP50, sr.DuringP99 = latenciesIn(samples, sweeping)
