@@ -124,7 +124,7 @@ var remedies = map[string]string{
 	"sg-memory": "the middleware's remaining work is hashing the token (SHA-256), the no-store and Vary headers it adds, " +
 		"and two allocations (the request copy of r.WithContext and the request's state); the memory store's Get is a map lookup under a read lock",
 	"sg-redis": "each request still waits for Redis: gathered reads share a round trip, but the script call and go-redis' client work remain. " +
-		"A cache of records in each instance would remove the round trip, at the price of a revocation reaching the other instances late, which issue 5 rules out",
+		"A cache of records in each instance would remove the round trip, at the price of a revocation reaching the other instances late, which the product rules out: a revoked session is refused at once on every instance",
 	"sg-postgres": "as for Redis: one query per batch of gathered reads remains, by design (a revocation must be refused at once on every instance)",
 	"server": "the server shares the machine's cores with the load generator; most of its CPU is net/http's own reading and writing (which bare net/http pays too), " +
 		"the session check, and for the page html/template, which calls every escaper through reflection. Closing it would take rendering pages with generated code " +
@@ -132,11 +132,10 @@ var remedies = map[string]string{
 	"scale": "the server's CPU per request (cores used divided by requests/s) is the steadier measure of whether cost grows with sessions; the requests/s ratio also moves with the machine's other load",
 	"heap":  "a more compact entry: the record's fixed fields in a flat array indexed by a small integer, with the strings in one arena",
 	"sweep": "what a sweep adds is mostly waiting for a core, not work inside the request: the slow samples are spread evenly over the sweep, not in bursts. " +
-		"A call to a store in the process (memory, SQLite) holds a core for its whole length, a call to Redis or PostgreSQL keeps their server busy on the same two cores, and the Manager pauses three times as long after each; " +
-		"the memory and SQLite stores ask for calls of 64 and 100 sessions (under a millisecond each), which brought their ratios from about 1.8 to about 1.3 and 1.4 in single trials, " +
-		"and the garbage collector was not the cause (the same SQLite sweep with GOGC=800 ran 43 collections instead of 581 and its ratio did not move). " +
-		"On a virtual machine, read the time its host stole first: with a tenth of it stolen, the p99 was tens of milliseconds whether the store swept or not. " +
-		"A lower duty cycle (longer pauses) or a machine with a core to spare would close the rest",
+		"In single trials on this machine, neither the garbage collector (the SQLite sweep with collection off), nor the SQLite store's check for other writers, nor the operating system's priority (the sweeping thread at the lowest) moved the ratio beyond the variation between runs. " +
+		"The length of a store call did: a call to a store in the process (memory, SQLite) holds a core from start to end, and both ask for calls of 64 sessions; smaller calls lowered SQLite's ratio further but made its sweep longer than its 60 seconds. " +
+		"A call to Redis or PostgreSQL keeps their server busy on the same two cores, and the Manager pauses three times as long after each. " +
+		"On a virtual machine, read the time its host stole first. A machine with a core to spare would close the rest",
 	"sweep-time": "the Manager pauses after every call three times as long as the call took, so a sweep lasts at least four times the store's own work; " +
 		"fewer statements per call, and fewer index updates per ended record, would shorten it",
 	"flood": "fewer password hashes at once (the hashing limit), or a cheaper hash, which would weaken stored passwords",

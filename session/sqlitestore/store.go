@@ -259,8 +259,10 @@ func (s *Store) Close() error {
 
 // SweepBatch asks the Manager's sweep for calls of one transaction,
 // sweepBatch sessions (session.SweepBatcher): SQLite runs in this process,
-// and a call holds a core from start to end, about a millisecond at this
-// size.
+// and a call holds a core from start to end. A request that comes during a
+// call waits for it more often the longer it is; smaller calls cost more
+// per session ended, and lengthen the sweep (docs/benchmarks.md, the
+// sweep).
 func (s *Store) SweepBatch() int { return sweepBatch }
 
 // Count returns the number of records (session.CountingStore).
@@ -530,7 +532,7 @@ const forgetClient = `data = NULL, ip = '', user_agent = ''`
 // what ending it does (it deletes from every index, at random places), so
 // its transactions are smaller, to hold the lock about as long.
 const (
-	sweepBatch = 100
+	sweepBatch = 64
 	purgeBatch = 25
 )
 
