@@ -63,7 +63,7 @@ func TestLatenciesWindow(t *testing.T) {
 	for i := range 10 {
 		s = append(s, sample{due: t0.Add(time.Duration(i) * time.Second), took: time.Duration(i+1) * time.Millisecond, ok: i != 5})
 	}
-	n, bad, p50, p99 := latencies(s, t0.Add(4*time.Second), t0.Add(7*time.Second))
+	n, bad, p50, p99 := latenciesIn(s, []span{{t0.Add(4 * time.Second), t0.Add(7 * time.Second)}})
 	if n != 3 || bad != 1 || p50 != 6*time.Millisecond || p99 != 7*time.Millisecond {
 		t.Fatalf("latencies = %d %d %v %v, want 3 1 6ms 7ms", n, bad, p50, p99)
 	}

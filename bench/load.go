@@ -301,11 +301,6 @@ func openLoop(ctx context.Context, t target, rate, conns int, stop <-chan struct
 	return all
 }
 
-// latencies summarises the samples due within [from, to).
-func latencies(samples []sample, from, to time.Time) (n int, bad int, p50, p99 time.Duration) {
-	return latenciesIn(samples, []span{{from, to}})
-}
-
 // span is the stretch of time [from, to).
 type span struct{ from, to time.Time }
 

@@ -259,9 +259,9 @@ func (s *Store) Close() error {
 
 // SweepBatch asks the Manager's sweep for calls of one transaction,
 // sweepBatch sessions (session.SweepBatcher): SQLite runs in this process,
-// and a call holds a core from start to end. A request that comes during a
-// call waits for it more often the longer it is; smaller calls cost more
-// per session ended, and lengthen the sweep (docs/benchmarks.md, the
+// and a call holds a core from start to end. The longer the calls, the
+// slower the requests served during the sweep; the shorter, the more each
+// ended session costs, and the longer the sweep (docs/benchmarks.md, the
 // sweep).
 func (s *Store) SweepBatch() int { return sweepBatch }
 
