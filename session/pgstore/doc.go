@@ -70,10 +70,17 @@
 // returned to a Manager that emits its event, exactly once. (The tests sweep
 // 5,000 expired sessions from four Stores with four pools at once, with Ends
 // racing them, and find every session ended once.) The locks last as long as
-// the statement, some tens of milliseconds for a batch of 500; requests
-// never wait for them, except a Touch or End of a session in the batch being
-// swept, which then finds it gone. Expiries are kept in an indexed column, so a
-// sweep that finds nothing costs two index probes.
+// the statement, milliseconds for a batch of 500; requests never wait for
+// them, except a Touch or End of a session in the batch being swept, which
+// then finds it gone. Expiries are kept in an indexed column, so a sweep
+// that finds nothing costs two index probes.
+//
+// A sweep of many batches resumes each one where the last ended, in
+// (expiry, ID) order: PostgreSQL keeps the index entries of deleted rows
+// until a vacuum, and a batch started at the oldest expiry would walk past
+// every row the sweep had already deleted, the cost of each batch growing
+// with the sweep. A row a lock kept back while its batch passed is swept
+// by the next sweep, which starts at the oldest again.
 //
 // # Crashes
 //
@@ -102,13 +109,13 @@
 //
 // Measured on PostgreSQL 15 with pg_total_relation_size (heap, TOAST and
 // indexes) for 20,000 sessions with a 110-byte User-Agent and no data: about
-// 490 bytes per live session (290 in the row, 200 in its four indexes) and
+// 525 bytes per live session (300 in the row, 220 in its four indexes) and
 // 185 bytes per ended-token row, which stay for the Manager's EndedRetention
 // (24 hours by default). Session data adds its JSON size to the row. Every
 // Touch writes a new version of the row and new entries in each index (its
 // expiry changes, so the update cannot be HOT); autovacuum reclaims the old
 // ones, and a busy table needs about twice the measured space. So 100,000
-// live sessions with a day's 200,000 endings take about 85 MB, 170 MB with
+// live sessions with a day's 200,000 endings take about 90 MB, 180 MB with
 // room for updates; keeping that in shared_buffers keeps every Get off the
 // disk.
 //

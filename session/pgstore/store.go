@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +30,8 @@ type Store struct {
 	ownPool bool
 	closed  atomic.Bool
 	gets    *batch.Batcher[session.TokenHash, session.Record]
+	// sweepFrom is where EndExpired's next call starts.
+	sweepFrom sweepCursor
 }
 
 // errClosed is returned by every call after Close.
@@ -100,7 +104,7 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 	if err := migrate(ctx, pool); err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, sweepFrom: sweepCursor{pos: sweepStart}}
 	s.gets = batch.New(s.getBatch, batch.Options{MaxBatch: getBatchSize, MaxInFlight: getsInFlight})
 	return s, nil
 }
@@ -368,11 +372,12 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (session.R
 
 // endExpiredQuery is one sweep, in one statement:
 //
-//   - gone locks up to $2 expired records (expires_at at or before $1),
-//     oldest first through the expires_at index, skipping those another
-//     transaction has locked (another instance's sweep, an End, a Touch),
-//     and deletes them; each ends with its stored expiry, kept $3 longer
-//     (saturating rather than overflowing);
+//   - gone locks up to $2 expired records (expires_at at or before $1)
+//     that come after ($4, $5) in (expires_at, id) order, oldest first
+//     through that index, skipping those another transaction has locked
+//     (another instance's sweep, an End, a Touch), and deletes them; each
+//     ends with its stored expiry, kept $3 longer (saturating rather than
+//     overflowing);
 //   - kept writes their ended-token rows;
 //   - purged deletes up to $2 ended-token rows whose keep_until is at or
 //     before $1, again skipping locked ones. It leaves alone a row that kept
@@ -382,14 +387,22 @@ func (s *Store) End(ctx context.Context, id string, e session.Ending) (session.R
 // Sweeps on several instances therefore never wait for each other and never
 // take the same record: each expired record is returned, and its end
 // recorded, by exactly one of them. Nothing is held after the statement.
+//
+// Each batch is chosen inside ARRAY(...) and deleted with = ANY, not with
+// IN (subquery): planning IN as a join, PostgreSQL looked up the smallest
+// and largest key of the primary key's index on every call, walking the
+// entries of every row swept since the last vacuum. ORDER BY keep_until
+// keeps the purge on its index when the table's statistics are stale (an
+// empty table analyzed, then a million endings written before autovacuum
+// came), where the planner chose to read the whole table.
 const endExpiredQuery = `WITH gone AS (
 		DELETE FROM session_records
-		WHERE id IN (
+		WHERE id = ANY(ARRAY(
 			SELECT id FROM session_records
-			WHERE expires_at <= $1
-			ORDER BY expires_at
+			WHERE expires_at <= $1 AND (expires_at, id) > ($4::bigint, $5::text COLLATE "C")
+			ORDER BY expires_at, id
 			LIMIT $2
-			FOR UPDATE SKIP LOCKED)
+			FOR UPDATE SKIP LOCKED))
 		RETURNING ` + recordColumns + `,
 			expires_reason AS reason,
 			expires_at AS ended_at,
@@ -398,11 +411,12 @@ const endExpiredQuery = `WITH gone AS (
 	), kept AS (` + keepEnded + `
 	), purged AS (
 		DELETE FROM session_ended
-		WHERE token_hash IN (
+		WHERE token_hash = ANY(ARRAY(
 			SELECT token_hash FROM session_ended
 			WHERE keep_until <= $1 AND token_hash NOT IN (SELECT token_hash FROM gone)
+			ORDER BY keep_until
 			LIMIT $2
-			FOR UPDATE SKIP LOCKED)
+			FOR UPDATE SKIP LOCKED))
 	)
 	SELECT ` + recordColumns + `, keep_until FROM gone ORDER BY ended_at, id`
 
@@ -416,6 +430,14 @@ const endExpiredQuery = `WITH gone AS (
 // other instances may sweep at the same time (see the package
 // documentation). While another instance sweeps, a call may end fewer than
 // limit records although expired ones are left: those are the other sweep's.
+//
+// A call that ends limit records leaves a cursor at the last of them, and
+// the next call starts after it: PostgreSQL keeps the index entries of
+// deleted rows until a vacuum, and a sweep of many batches that started
+// each one at the beginning of the index would walk all the rows already
+// swept. A call that ends fewer than limit clears the cursor, so a record
+// left behind it (one a Touch held while a batch passed) is swept by the
+// next sweep.
 func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]session.Ended, error) {
 	if s.closed.Load() {
 		return nil, errClosed
@@ -430,7 +452,8 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, endExpiredQuery, n, limit, int64(keep))
+	from := s.sweepFrom.get()
+	rows, err := s.pool.Query(ctx, endExpiredQuery, n, limit, int64(keep), from.at, from.id)
 	if err != nil {
 		return nil, wrap("end expired", err)
 	}
@@ -453,7 +476,43 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 		// The statement failed as a whole: nothing was deleted.
 		return nil, wrap("end expired", err)
 	}
+	if len(ended) < limit {
+		s.sweepFrom.set(sweepStart)
+	} else {
+		last := ended[len(ended)-1] // the rows come in (expires_at, id) order
+		s.sweepFrom.set(sweepPosition{at: last.Expires.At.UnixNano(), id: last.ID})
+	}
 	return ended, nil
+}
+
+// sweepPosition is a place in the (expires_at, id) order of records.
+type sweepPosition struct {
+	at int64
+	id string
+}
+
+// sweepStart comes before every record: no ID is empty.
+var sweepStart = sweepPosition{at: math.MinInt64}
+
+// sweepCursor is where the Store's next sweep call starts. Concurrent calls
+// may each move it; a call that starts from an older position only walks
+// some deleted rows again, and one that starts from a newer one leaves
+// records behind for the next sweep, never unswept.
+type sweepCursor struct {
+	mu  sync.Mutex
+	pos sweepPosition
+}
+
+func (c *sweepCursor) get() sweepPosition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pos
+}
+
+func (c *sweepCursor) set(p sweepPosition) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pos = p
 }
 
 // Ended returns why the token with hash h stopped working, or

@@ -7,11 +7,13 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/sessionguard/sessionguard/session"
 )
@@ -55,7 +57,7 @@ func TestMigrateCreatesTablesOnceAndLeavesOthersAlone(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	want := "[session_ended_keep_until session_ended_pkey session_records_expires session_records_pkey session_records_token_hash_key session_records_user]"
+	want := "[session_ended_keep_until session_ended_pkey session_records_expires_id session_records_pkey session_records_token_hash_key session_records_user]"
 	if got := fmt.Sprint(indexes); got != want {
 		t.Errorf("indexes = %s, want %s", got, want)
 	}
@@ -525,6 +527,15 @@ func TestMigrateFromTheOldLayout(t *testing.T) {
 		if want := olds[i].want; e.ID != "id-"+olds[i].name || !e.At.Equal(want.At) || e.Reason != want.Reason {
 			t.Errorf("ended[%d] = %s %+v, want %s %+v", i, e.ID, e.Ending, olds[i].name, want)
 		}
+	}
+	var indexes []string
+	rows, err := s.pool.Query(ctx, `SELECT indexname FROM pg_indexes
+		WHERE schemaname = current_schema() AND tablename = 'session_records' ORDER BY indexname`)
+	if err == nil {
+		indexes, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if want := []string{"session_records_expires_id", "session_records_pkey", "session_records_token_hash_key", "session_records_user"}; err != nil || !slices.Equal(indexes, want) {
+		t.Errorf("indexes of session_records = %v, %v; want %v (the sweep's (expires_at, id), not expires_at alone)", indexes, err, want)
 	}
 	var defaults int
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -114,5 +115,51 @@ func TestEndExpiredReasons(t *testing.T) {
 	ended, err = s.EndExpired(ctx, t0.Add(time.Hour), time.Duration(1<<63-1), 10)
 	if err != nil || len(ended) != 1 || !ended[0].KeepUntil.Equal(session.MaxStoreTime) {
 		t.Fatalf("EndExpired with an endless keep = %+v, %v; want KeepUntil %v", ended, err, session.MaxStoreTime)
+	}
+}
+
+// TestSweepResumesAfterItsLastFullBatch shows the sweep's cursor: a call
+// after a full batch starts after that batch's last record instead of at
+// the oldest expired one, and a record the cursor left behind (a Touch
+// held it while its batch passed) is swept once a call comes back short.
+func TestSweepResumesAfterItsLastFullBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := open(t)
+	recs := expiredRecords(5) // expiries in index order
+	insertRecords(t, s, recs)
+	now := t0.Add(time.Hour)
+	sweep := func(want ...int) {
+		t.Helper()
+		ended, err := s.EndExpired(ctx, now, time.Hour, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, wantIDs []string
+		for _, e := range ended {
+			got = append(got, e.ID)
+		}
+		for _, i := range want {
+			wantIDs = append(wantIDs, recs[i].ID)
+		}
+		if !slices.Equal(got, wantIDs) {
+			t.Fatalf("EndExpired(limit 2) ended %v, want %v", got, wantIDs)
+		}
+	}
+
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM session_records WHERE id = $1 FOR UPDATE`, recs[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	sweep(0, 2) // past the held record
+	tx.Rollback(ctx)
+	sweep(3, 4) // after 2, where the last full batch ended
+	sweep()     // nothing after 4: short, the cursor goes back to the start
+	sweep(1)    // the record left behind
+	if got, err := s.EndExpired(ctx, now, time.Hour, 2); err != nil || len(got) != 0 {
+		t.Fatalf("EndExpired once all were swept = %d records, %v; want none", len(got), err)
 	}
 }
