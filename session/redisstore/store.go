@@ -711,8 +711,8 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 }
 
 // sweepStep is the most sessions one step of a sweep visits: one script on
-// one server, which holds Redis while it runs (some 20 µs a session), or
-// one pipeline of scripts on a Cluster.
+// one server, which holds Redis while it runs, or one pipeline of scripts on
+// a Cluster.
 const sweepStep = 8
 
 // endedOf is the ended record of a record EndExpired ended: its expiry's
