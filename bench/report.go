@@ -133,11 +133,12 @@ var remedies = map[string]string{
 	"heap":  "a more compact entry: the record's fixed fields in a flat array indexed by a small integer, with the strings in one arena",
 	"sweep": "what a sweep adds is mostly waiting for a core, not work inside the request: the slow samples are spread evenly over the sweep, not in bursts. " +
 		"In single trials on this machine, neither the garbage collector (the SQLite sweep with collection off), nor the SQLite store's check for other writers, nor the operating system's priority (the sweeping thread at the lowest) moved the ratio beyond the variation between runs. " +
-		"The length of a store call did: a call to a store in the process (memory, SQLite) holds a core from start to end, and both ask for calls of 64 sessions; smaller calls lowered SQLite's ratio further but made its sweep longer than its 60 seconds. " +
+		"The length of a store call did: a call to a store in the process (memory, SQLite) holds a core from start to end. The memory store asks for calls of 64 sessions, SQLite for 128 in two transactions; calls of 256 raised SQLite's ratio, and calls of 64 made its sweep longer than its 60 seconds. " +
 		"A call to Redis or PostgreSQL keeps their server busy on the same two cores, and the Manager pauses three times as long after each. " +
 		"On a virtual machine, read the time its host stole first. A machine with a core to spare would close the rest",
-	"sweep-time": "the Manager pauses after every call three times as long as the call took, so a sweep lasts at least four times the store's own work; " +
-		"fewer statements per call, and fewer index updates per ended record, would shorten it",
+	"sweep-time": "the Manager pauses after every call three times as long as the call took, so a sweep lasts at least four times the store's own work, " +
+		"and a call after a pause costs more than one straight after another (a core whose caches other work took, a timer that fires late). " +
+		"Less work per ended record would shorten it: the record is read, then ended, in two statements, since SQLite's RETURNING gives the row as it is after the update, with the client's data cleared",
 	"flood": "fewer password hashes at once (the hashing limit), or a cheaper hash, which would weaken stored passwords",
 }
 

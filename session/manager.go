@@ -64,8 +64,8 @@ type Config struct {
 	SweepInterval time.Duration
 
 	// SweepBatch is how many sessions one store call of a sweep ends. The
-	// default is the store's own (SweepBatcher): 64 for the memory and
-	// SQLite stores, whose calls hold a core of this process for their
+	// default is the store's own (SweepBatcher): 64 for the memory store and
+	// 128 for SQLite, whose calls hold a core of this process for their
 	// whole length; 500 for any other store.
 	SweepBatch int
 

@@ -45,7 +45,8 @@ func ScanRecord(row Row, extra ...any) (session.Record, error) {
 // takes CPU from the requests served meanwhile.
 type RecordScanner struct {
 	rec                                 session.Record
-	hash, ip, userAgent, data           []byte
+	hash, data                          []byte
+	ip, userAgent                       bytesText
 	reason                              string
 	created, auth, last, idle, absolute int64
 	expires                             int64
@@ -64,7 +65,7 @@ func NewRecordScanner(extra ...any) *RecordScanner {
 // Scan reads the current row of row into a new record.
 func (s *RecordScanner) Scan(row Row) (session.Record, error) {
 	s.rec = session.Record{}
-	s.hash, s.ip, s.userAgent, s.data = s.hash[:0], s.ip[:0], s.userAgent[:0], s.data[:0]
+	s.hash, s.data = s.hash[:0], s.data[:0]
 	if err := row.Scan(s.dest...); err != nil {
 		return session.Record{}, err
 	}
@@ -82,6 +83,31 @@ func (s *RecordScanner) Scan(row Row) (session.Record, error) {
 		return session.Record{}, fmt.Errorf("record %q has unreadable data: %w", rec.ID, err)
 	}
 	return rec, nil
+}
+
+// bytesText is the scan target of a column that SQLite keeps as TEXT and
+// PostgreSQL as bytea (the IP and the User-Agent). It keeps the string the
+// SQLite driver returns as it is, and makes one string of pgx's bytes: a
+// []byte target would be a copy of either, made into a string once more.
+type bytesText string
+
+// Scan implements sql.Scanner.
+func (t *bytesText) Scan(src any) error {
+	switch v := src.(type) {
+	case string:
+		*t = bytesText(v)
+	case []byte:
+		*t = bytesText(v)
+	default:
+		return fmt.Errorf("want text or bytes, got %T", src)
+	}
+	return nil
+}
+
+// ScanBytes implements pgx's pgtype.BytesScanner, for bytea.
+func (t *bytesText) ScanBytes(b []byte) error {
+	*t = bytesText(b)
+	return nil
 }
 
 // RecordTimes are a record's times as integer nanoseconds, checked to be

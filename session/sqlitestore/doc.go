@@ -20,12 +20,14 @@
 // indexes whose keys follow the order of expiry, not the indexes on its
 // ID, token hash and user, where every session lands on a page of its
 // own. Those are written once the ending is forgotten (KeepUntil), when
-// EndExpired purges the row. It works in transactions of at most 100
+// EndExpired purges the row. It works in transactions of at most 64
 // records, each reading a batch through the expiry index and ending it in
 // one statement: a Touch or a sign-in waits for one of them at most, and
-// reads never wait. Every 500 records, and when it finds no more, it has
-// the write-ahead log checkpointed on a goroutine and a connection of its
-// own, so that no request's commit has to.
+// reads never wait. The last transaction of a call also purges and trims,
+// so the Manager's call every second between sweeps takes the write lock
+// once. Every 500 records, and when it finds no more, it has the
+// write-ahead log checkpointed on a goroutine and a connection of its own,
+// so that no request's commit has to.
 //
 // # Pure Go
 //

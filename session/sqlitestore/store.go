@@ -152,30 +152,22 @@ func Open(path string, opts ...Option) (*Store, error) {
 // the commit that crossed the threshold, whichever write it is; EndExpired
 // checkpoints off that path (see checkpoint), so this one is the backstop
 // for a program that never sweeps.
-var writeDSN = sqlstore.SQLitePragmas + "&_pragma=wal_autocheckpoint(16384)" + mmapPragma
+//
+// No connection maps the file into memory (mmap_size stays 0). A
+// connection that begins a read after another one has committed drops its
+// whole map, and maps the file again on its next read: with a write every
+// few milliseconds (a sweep, or the touches of busy sessions) every request
+// unmapped and faulted pages back in, and unmapping interrupts every core
+// the process runs on. A sweep of a million sessions took longer with the
+// map than without it.
+var writeDSN = sqlstore.SQLitePragmas + "&_pragma=wal_autocheckpoint(16384)"
 
 // readDSN configures the read pool. query_only guards against a write
 // slipping into the pool that is not serialized; journal_mode is the file's,
 // set by the write pool.
 var readDSN = "_pragma=busy_timeout(" + strconv.FormatInt(sqlstore.BusyTimeout.Milliseconds(), 10) + ")" +
 	"&_pragma=foreign_keys(1)" +
-	"&_pragma=query_only(1)" +
-	mmapPragma
-
-// mmapPragma has every connection read the database file through a memory
-// map of up to 1 GiB, shared with the operating system's page cache,
-// instead of copying each page into its own cache with a read system call:
-// a token lookup in an index of a million sessions then makes no read call.
-// Pages still in the WAL are read as before. The map is address space, not
-// memory, but 32-bit programs have little of that, so they keep plain
-// reads. SQLite's caveat applies: an I/O error while reading the map (a
-// failing disk) kills the process instead of failing a query.
-var mmapPragma = func() string {
-	if strconv.IntSize < 64 {
-		return ""
-	}
-	return "&_pragma=mmap_size(1073741824)"
-}()
+	"&_pragma=query_only(1)"
 
 // prepare compiles the statements of the frequent calls once per connection
 // rather than once per call.
@@ -257,13 +249,15 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// SweepBatch asks the Manager's sweep for calls of one transaction,
-// sweepBatch sessions (session.SweepBatcher): SQLite runs in this process,
-// and a call holds a core from start to end. The longer the calls, the
-// slower the requests served during the sweep; the shorter, the more each
-// ended session costs, and the longer the sweep (docs/benchmarks.md, the
-// sweep).
-func (s *Store) SweepBatch() int { return sweepBatch }
+// SweepBatch asks the Manager's sweep for calls of two transactions,
+// 2*sweepBatch sessions (session.SweepBatcher): SQLite runs in this
+// process, and a call holds a core from start to end. The longer the
+// calls, the slower the requests served during the sweep. The shorter, the
+// more each ended session costs: a call that follows the Manager's pause
+// starts on a core whose caches other work has taken, and the pause's
+// timer fires up to a millisecond late, so the sweep takes longer
+// (docs/benchmarks.md, the sweep).
+func (s *Store) SweepBatch() int { return 2 * sweepBatch }
 
 // Count returns the number of records (session.CountingStore).
 func (s *Store) Count(ctx context.Context) (int, error) {
@@ -588,31 +582,71 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	}
 	// Once records have ended they must reach the caller, which sends
 	// their end events; a failure after that recurs on the next call.
-	slices.SortFunc(ended, func(a, b session.Ended) int {
+	sortEnded(ended)
+	return ended, nil
+}
+
+// sortEnded puts ended in order of ending, then of ID. The records come
+// in order of expiry already, but sessions that expired in the same
+// nanosecond come in the order they were inserted. It sorts positions and
+// then moves each record once, rather than swapping records of some
+// hundreds of bytes at every step of the sort.
+func sortEnded(ended []session.Ended) {
+	before := func(a, b *session.Ended) int {
 		if c := a.At.Compare(b.At); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
-	})
-	return ended, nil
+	}
+	i := 1
+	for i < len(ended) && before(&ended[i-1], &ended[i]) <= 0 {
+		i++
+	}
+	if i >= len(ended) {
+		return // the common case: expiries differ
+	}
+	order := make([]int, len(ended))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int { return before(&ended[i], &ended[j]) })
+	// ended[i] takes the record at order[i]: follow each cycle of the
+	// permutation, holding one record aside.
+	for start := range order {
+		if order[start] < 0 {
+			continue
+		}
+		held := ended[start]
+		i := start
+		for order[i] != start {
+			next := order[i]
+			ended[i] = ended[next]
+			order[i] = -1
+			i = next
+		}
+		ended[i] = held
+		order[i] = -1
+	}
 }
 
 // sweep ends up to limit expired records, in transactions of at most
-// sweepBatch, appending them to ended, then purges up to limit ended
-// records and trims the log of token changes. It returns how many it
-// purged.
+// sweepBatch, appending them to ended, purges up to limit ended records,
+// and trims the log of token changes. It returns how many it purged.
+//
+// The call's last transaction of ending also purges a first batch and
+// trims the log: between sweeps the Manager calls every second, and finds
+// nothing to end and, most often, nothing to purge, so each transaction
+// of its own would take and release the write lock for nothing. More to
+// purge goes on in transactions of purgeBatch.
 func (s *Store) sweep(ctx context.Context, now int64, keep time.Duration, limit int, ended *[]session.Ended) (purged int, err error) {
-	for len(*ended) < limit {
+	for purged = -1; purged < 0; { // until the call's last batch, which purged
 		batch := min(sweepBatch, limit-len(*ended))
-		got, err := s.endExpiredBatch(ctx, now, keep, batch, ended)
-		if err != nil {
+		if purged, err = s.endExpiredBatch(ctx, now, keep, batch, limit, ended); err != nil {
 			return 0, err
 		}
-		if got < batch {
-			break
-		}
 	}
-	for purged < limit {
+	// A full first batch of purging: more may be waiting.
+	for more := purged == min(purgeBatch, limit); more && purged < limit; {
 		batch := min(purgeBatch, limit-purged)
 		res, err := s.purge.ExecContext(ctx, now, batch)
 		got, err := rowsAffected(res, err)
@@ -620,12 +654,9 @@ func (s *Store) sweep(ctx context.Context, now int64, keep time.Duration, limit 
 			return purged, wrap("end expired", err)
 		}
 		purged += int(got)
-		if int(got) < batch {
-			break
-		}
+		more = int(got) == batch
 	}
-	_, err = s.trimChanges.ExecContext(ctx, tokenChangesKept)
-	return purged, wrap("end expired", err)
+	return purged, nil
 }
 
 // expiredBatch selects, oldest expiry first, the live records that have
@@ -636,52 +667,67 @@ const expiredBatch = `SELECT rowid FROM session_records
 	WHERE expires_at <= ?1 AND ` + live + ` ORDER BY expires_at, rowid LIMIT ?2`
 
 // endExpiredBatch ends up to limit expired records in one transaction and
-// appends them to ended. It returns how many it ended.
-func (s *Store) endExpiredBatch(ctx context.Context, now int64, keep time.Duration, limit int, ended *[]session.Ended) (n int, err error) {
+// appends them to ended, for a call of EndExpired that ends up to
+// callLimit. When this batch is the call's last (it ended fewer than
+// limit, or the call's limit is reached), the same transaction purges up to
+// purgeBatch ended records (callLimit, if fewer) and trims the log of token
+// changes, and purged is how many it purged; otherwise purged is -1.
+func (s *Store) endExpiredBatch(ctx context.Context, now int64, keep time.Duration, limit, callLimit int, ended *[]session.Ended) (purged int, err error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, wrap("end expired", err)
+		return -1, wrap("end expired", err)
 	}
 	defer tx.Rollback() // a no-op after Commit
+	first := len(*ended)
+	fail := func(err error) (int, error) {
+		*ended = (*ended)[:first]
+		return -1, wrap("end expired", err)
+	}
 	rows, err := tx.StmtContext(ctx, s.expiredRead).QueryContext(ctx, now, limit)
 	if err != nil {
-		return 0, wrap("end expired", err)
+		return fail(err)
 	}
-	first := len(*ended)
 	scan := sqlstore.NewRecordScanner()
 	for rows.Next() {
 		rec, err := scan.Scan(rows)
 		if err != nil {
 			rows.Close()
-			*ended = (*ended)[:first]
-			return 0, wrap("end expired", err)
+			return fail(err)
 		}
 		if *ended == nil { // sized once, and not at all when nothing expired
-			*ended = make([]session.Ended, 0, limit)
+			*ended = make([]session.Ended, 0, callLimit)
 		}
 		*ended = append(*ended, session.Ended{Record: rec, Ending: sqlstore.ExpiredEnding(rec, keep)})
 	}
 	if err = rows.Err(); err != nil {
-		*ended = (*ended)[:first]
-		return 0, wrap("end expired", err)
+		return fail(err)
 	}
 	got := len(*ended) - first
-	if got == 0 {
-		return 0, nil
+	if got > 0 {
+		changed, err := rowsAffected(tx.StmtContext(ctx, s.expiredEnd).ExecContext(ctx,
+			now, limit, int64(math.MaxInt64), int64(keep)))
+		if err == nil && changed != int64(got) {
+			err = fmt.Errorf("ended %d records of the %d read under the same write lock", changed, got)
+		}
+		if err != nil {
+			return fail(err)
+		}
 	}
-	changed, err := rowsAffected(tx.StmtContext(ctx, s.expiredEnd).ExecContext(ctx,
-		now, limit, int64(math.MaxInt64), int64(keep)))
-	if err == nil && changed != int64(got) {
-		err = fmt.Errorf("ended %d records of the %d read under the same write lock", changed, got)
+	purged = -1
+	if got < limit || len(*ended) == callLimit {
+		gone, err := rowsAffected(tx.StmtContext(ctx, s.purge).ExecContext(ctx, now, min(purgeBatch, callLimit)))
+		if err == nil {
+			_, err = tx.StmtContext(ctx, s.trimChanges).ExecContext(ctx, tokenChangesKept)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		purged = int(gone)
 	}
-	if err == nil {
-		err = tx.Commit()
+	if err = tx.Commit(); err != nil {
+		return fail(err)
 	}
-	if err != nil {
-		*ended = (*ended)[:first]
-		return 0, wrap("end expired", err)
-	}
-	return got, nil
+	return purged, nil
 }
 
 // Ended returns why the token with hash h stopped working, or

@@ -6,9 +6,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -568,5 +571,38 @@ func TestSweepKeepsWriteAheadLogSmall(t *testing.T) {
 	const most = 1 << 20
 	if size := walSize(); size > most {
 		t.Errorf("after sweeping %d records the write-ahead log is %d bytes, want at most %d", n, size, most)
+	}
+}
+
+// TestSortEnded checks the sweep's sort of what it ended against a plain
+// sort, on batches with many sessions expiring in the same nanosecond and
+// on batches already in order.
+func TestSortEnded(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	cmp := func(a, b session.Ended) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	}
+	for round := range 500 {
+		n := rng.IntN(80)
+		ended := make([]session.Ended, n)
+		for i := range ended {
+			ended[i].ID = fmt.Sprint("s-", rng.IntN(1000))
+			ended[i].At = t0.Add(time.Duration(rng.IntN(4)) * time.Nanosecond)
+			ended[i].UserAgent = fmt.Sprint("agent of ", ended[i].ID)
+		}
+		if round%5 == 0 {
+			slices.SortFunc(ended, cmp)
+		}
+		want := slices.Clone(ended)
+		slices.SortStableFunc(want, cmp)
+		sortEnded(ended)
+		for i := range ended {
+			if ended[i].ID != want[i].ID || !ended[i].At.Equal(want[i].At) || ended[i].UserAgent != want[i].UserAgent {
+				t.Fatalf("round %d: position %d holds %s at %v, want %s at %v", round, i, ended[i].ID, ended[i].At, want[i].ID, want[i].At)
+			}
+		}
 	}
 }
