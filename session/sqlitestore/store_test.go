@@ -431,6 +431,85 @@ func insertExpired(t testing.TB, s *Store, n int) {
 	}
 }
 
+// A purge that fails inside the transaction that ends a batch takes that
+// batch's endings back with it: those records stay live, to be ended (and
+// their end events sent) by a later call, never lost and never twice. What
+// earlier transactions of the call ended is returned. The failure comes
+// from a trigger that a second connection adds, as another process might.
+func TestFailedPurgeRollsBackItsBatch(t *testing.T) {
+	ctx := context.Background()
+	s, path := open(t)
+	const extra = 5
+	insertExpired(t, s, 1+sweepBatch+extra)
+	// expired-0 ends now and may be forgotten from t0+75m: the next calls
+	// have an ended record to purge.
+	const keep = 45 * time.Minute
+	first, err := s.EndExpired(ctx, t0.Add(time.Hour), keep, 1)
+	if err != nil || len(first) != 1 || first[0].ID != "id-expired-0" {
+		t.Fatalf("first EndExpired = %v, %v; want expired-0", first, err)
+	}
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Exec(`CREATE TRIGGER fail_purge BEFORE DELETE ON session_records
+		BEGIN SELECT RAISE(ABORT, 'injected purge failure'); END`); err != nil {
+		t.Fatal(err)
+	}
+	live := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			h := hashOf(fmt.Sprint("expired-", i))
+			if _, err := s.Ended(ctx, h); !errors.Is(err, session.ErrNotFound) {
+				t.Fatalf("Ended(expired-%d) = %v; want ErrNotFound: its ending was rolled back", i, err)
+			}
+			if rec, err := s.Get(ctx, h); err != nil || rec.ID != fmt.Sprint("id-expired-", i) {
+				t.Fatalf("Get(expired-%d) = %s, %v; want the record, still there", i, rec.ID, err)
+			}
+		}
+	}
+
+	// The first transaction ends a full batch and commits; the second ends
+	// the rest and purges, which fails.
+	now := t0.Add(2 * time.Hour)
+	ended, err := s.EndExpired(ctx, now, keep, 2*sweepBatch)
+	if err != nil || len(ended) != sweepBatch {
+		t.Fatalf("EndExpired = %d records, %v; want the %d of the committed batch, no error", len(ended), err, sweepBatch)
+	}
+	for i, e := range ended {
+		if want := fmt.Sprint("id-expired-", i+1); e.ID != want {
+			t.Fatalf("ended[%d] = %s, want %s", i, e.ID, want)
+		}
+	}
+	live(1+sweepBatch, 1+sweepBatch+extra)
+
+	// Nothing committed: the error reaches the caller.
+	if again, err := s.EndExpired(ctx, now, keep, 2*sweepBatch); err == nil || !strings.Contains(err.Error(), "injected purge failure") || len(again) != 0 {
+		t.Fatalf("EndExpired with only the failing batch = %d records, %v; want none and the trigger's error", len(again), err)
+	}
+	live(1+sweepBatch, 1+sweepBatch+extra)
+	if _, err := s.Ended(ctx, hashOf("expired-0")); err != nil {
+		t.Fatalf("Ended(expired-0) = %v; want its ending kept: the purge failed", err)
+	}
+
+	if _, err := other.Exec(`DROP TRIGGER fail_purge`); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := s.EndExpired(ctx, now, keep, 2*sweepBatch)
+	if err != nil || len(rest) != extra {
+		t.Fatalf("EndExpired once the purge works = %d records, %v; want the %d rolled back", len(rest), err, extra)
+	}
+	for i, e := range rest {
+		if want := fmt.Sprint("id-expired-", 1+sweepBatch+i); e.ID != want {
+			t.Fatalf("rest[%d] = %s, want %s", i, e.ID, want)
+		}
+	}
+	if _, err := s.Ended(ctx, hashOf("expired-0")); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Ended(expired-0) = %v; want ErrNotFound: purged", err)
+	}
+}
+
 // An ended session keeps its row until its ending is forgotten, with
 // what it held of the client cleared at once; the ID and the token it
 // used may be given to a new session meanwhile, which takes them over.
