@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -982,6 +983,53 @@ func (s *slowSweepStore) EndExpired(ctx context.Context, now time.Time, keep tim
 	s.calls = append(s.calls, [2]time.Time{began, time.Now()})
 	s.mu.Unlock()
 	return ended, err
+}
+
+// damagedSweepStore reports, beside what each EndExpired call ended, a
+// record it could not read and ended without returning, as a SQL store
+// does when another writer damaged a row.
+type damagedSweepStore struct{ session.Store }
+
+var errDamaged = errors.New(`record "id-damaged" has unreadable data`)
+
+func (s damagedSweepStore) EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]session.Ended, error) {
+	ended, err := s.Store.EndExpired(ctx, now, keep, limit)
+	return ended, errors.Join(err, errDamaged)
+}
+
+// The records a sweep ended get their end events even when the store also
+// reports an error for one it could not read, and the error reaches the
+// caller.
+func TestSweepSendsEndEventsBesideAnError(t *testing.T) {
+	clock := sessiontest.NewClock(t0)
+	var ended []string
+	m, err := session.New(session.Config{
+		Store: damagedSweepStore{memstore.New()}, Clock: clock, SweepInterval: session.SweepOff,
+		Policy: session.Policy{IdleTimeout: time.Minute, AbsoluteTimeout: time.Hour},
+		Observers: []session.Observer{session.ObserverFunc(func(_ context.Context, e session.Event) {
+			if e.Kind == session.EventEnded {
+				ended = append(ended, e.Session.UserID)
+			}
+		})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, user := range []string{"a", "b"} {
+		if _, err := m.Login(httptest.NewRecorder(), httptest.NewRequest("POST", "/", nil), user, session.LoginOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(time.Minute)
+	n, err := m.SweepExpired(context.Background())
+	if n != 2 || !errors.Is(err, errDamaged) {
+		t.Errorf("SweepExpired = %d, %v; want 2 and the store's error", n, err)
+	}
+	slices.Sort(ended)
+	if !slices.Equal(ended, []string{"a", "b"}) {
+		t.Errorf("end events for %v, want a and b", ended)
+	}
 }
 
 // A sweep with a backlog pauses between full batches three times as long as

@@ -96,6 +96,12 @@ type Store interface {
 	// records it ended; fewer than limit means none are left. limit is
 	// positive. It must not hold locks that block other calls for longer than
 	// one bounded batch.
+	//
+	// A record it cannot read (another writer damaged it) must not stop
+	// this sweep or the next: the store ends it all the same (or leaves it
+	// to expire by itself), without returning it, and may name it in an
+	// error returned beside the records; the Manager sends their end events
+	// and reports the error.
 	EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]Ended, error)
 
 	// Ended returns why the session with token hash h ended, or ErrNotFound if

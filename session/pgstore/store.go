@@ -438,6 +438,10 @@ const endExpiredQuery = `WITH gone AS (
 // swept. A call that ends fewer than limit clears the cursor, so a record
 // left behind it (one a Touch held while a batch passed) is swept by the
 // next sweep.
+//
+// An expired record that cannot be read (another writer left data that is
+// not a JSON object of strings) ends with the others, without an end
+// event, and the error names it, beside the records that did end.
 func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]session.Ended, error) {
 	if s.closed.Load() {
 		return nil, errClosed
@@ -459,12 +463,17 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	}
 	defer rows.Close()
 	var ended []session.Ended
+	var unreadable []error
 	var keepUntil int64
 	scan := sqlstore.NewRecordScanner(&keepUntil)
 	for rows.Next() {
 		rec, err := scan.Scan(rows)
 		if err != nil {
-			return nil, wrap("end expired", err)
+			// The statement ran to its end before the first row came:
+			// this record has ended too, and the rest must still reach
+			// the caller.
+			unreadable = append(unreadable, fmt.Errorf("pgstore: end expired: ended a record without an end event: %w", err))
+			continue
 		}
 		if ended == nil { // sized once, and not at all when nothing expired
 			ended = make([]session.Ended, 0, limit)
@@ -473,16 +482,19 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 			Reason: rec.Expires.Reason, At: rec.Expires.At, KeepUntil: sqlstore.FromNanos(keepUntil)}})
 	}
 	if err := rows.Err(); err != nil {
-		// The statement failed as a whole: nothing was deleted.
-		return nil, wrap("end expired", err)
+		if len(ended) == 0 && len(unreadable) == 0 {
+			// The statement failed as a whole: nothing was deleted.
+			return nil, wrap("end expired", err)
+		}
+		unreadable = append(unreadable, wrap("end expired", err))
 	}
-	if len(ended) < limit {
+	if len(ended)+len(unreadable) < limit || len(ended) == 0 {
 		s.sweepFrom.set(sweepStart)
 	} else {
 		last := ended[len(ended)-1] // the rows come in (expires_at, id) order
 		s.sweepFrom.set(sweepPosition{at: last.Expires.At.UnixNano(), id: last.ID})
 	}
-	return ended, nil
+	return ended, errors.Join(unreadable...)
 }
 
 // sweepPosition is a place in the (expires_at, id) order of records.

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -535,5 +536,40 @@ func TestMigrateFromTheOldLayout(t *testing.T) {
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns
 		WHERE table_schema = current_schema() AND table_name = 'session_records' AND column_default IS NOT NULL`).Scan(&defaults); err != nil || defaults != 0 {
 		t.Errorf("%d columns with a default, %v; want none", defaults, err)
+	}
+}
+
+// An expired record that another writer left unreadable ends with the
+// rest, and the error names it: the others' end events are not lost with
+// it, and the next sweep finds nothing left.
+func TestSweepEndsUnreadableRecords(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := open(t)
+	recs := expiredRecords(5)
+	insertRecords(t, s, recs)
+	// Valid jsonb, but not the object of strings the store writes.
+	if _, err := s.pool.Exec(ctx, `UPDATE session_records SET data = '[1]' WHERE id = $1`, recs[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	ended, err := s.EndExpired(ctx, t0.Add(time.Hour), time.Hour, 10)
+	var ids []string
+	for _, e := range ended {
+		ids = append(ids, e.ID)
+	}
+	if want := []string{recs[0].ID, recs[2].ID, recs[3].ID, recs[4].ID}; !slices.Equal(ids, want) {
+		t.Errorf("EndExpired ended %v, want %v", ids, want)
+	}
+	if err == nil || !strings.Contains(err.Error(), recs[1].ID) {
+		t.Errorf("EndExpired error = %v; want one naming %s", err, recs[1].ID)
+	}
+	if n := count(t, s, "session_records"); n != 0 {
+		t.Errorf("%d records left; want every expired one ended", n)
+	}
+	if e, err := s.Ended(ctx, recs[1].TokenHash); err != nil || e.Reason != recs[1].Expires.Reason {
+		t.Errorf("Ended(the unreadable record) = %+v, %v; want its ending kept", e, err)
+	}
+	if more, err := s.EndExpired(ctx, t0.Add(time.Hour), time.Hour, 10); err != nil || len(more) != 0 {
+		t.Errorf("the next EndExpired = %d records, %v; want none and no error", len(more), err)
 	}
 }

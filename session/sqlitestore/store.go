@@ -541,6 +541,10 @@ const (
 // transaction at most. If a transaction fails after others have committed,
 // it returns the records those ended and no error: they have ended, and
 // their caller must know.
+//
+// An expired record that cannot be read (another writer left data that is
+// not a JSON object of strings) ends with the others, without an end event, and the error names it: failing its
+// transaction instead would stop every later sweep at it.
 func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duration, limit int) ([]session.Ended, error) {
 	if s.closed.Load() {
 		return nil, errClosed
@@ -558,33 +562,45 @@ func (s *Store) EndExpired(ctx context.Context, now time.Time, keep time.Duratio
 	// Reads racing the sweep must not cache what it ends: the epoch
 	// moves now, and the ended records are dropped once the sweep is done.
 	s.cache.forget("")
-	var ended []session.Ended
+	var res sweepResult
 	defer func() {
-		if len(ended) > 0 {
-			ids := make([]string, len(ended))
-			for i, e := range ended {
+		if len(res.ended) > 0 {
+			ids := make([]string, len(res.ended))
+			for i, e := range res.ended {
 				ids[i] = e.ID
 			}
 			s.cache.forgetRecords(ids)
 		}
 	}()
-	purged, err := s.sweep(ctx, n, keep, limit, &ended)
+	purged, err := s.sweep(ctx, n, keep, limit, &res)
+	ended := res.ended
 	// The last call of a sweep (nothing left to end) always checkpoints,
 	// so that what requests wrote between sweeps is copied too; during a
 	// long sweep, every checkpointEvery records. A checkpoint per call
 	// would cost each call of a small batch as much again.
-	if changed := s.unchecked.Add(int64(len(ended) + purged)); len(ended) < limit || changed >= checkpointEvery {
+	if changed := s.unchecked.Add(int64(res.count() + purged)); res.count() < limit || changed >= checkpointEvery {
 		s.unchecked.Store(0)
 		s.checkpointer.want()
 	}
-	if err != nil && len(ended) == 0 {
-		return nil, err
+	if len(ended) > 0 {
+		// Once records have ended they must reach the caller, which sends
+		// their end events; a failure after that recurs on the next call.
+		err = nil
+		sortEnded(ended)
 	}
-	// Once records have ended they must reach the caller, which sends
-	// their end events; a failure after that recurs on the next call.
-	sortEnded(ended)
-	return ended, nil
+	return ended, errors.Join(append([]error{err}, res.unreadable...)...)
 }
+
+// sweepResult is what the committed transactions of one EndExpired call
+// ended: the records, and an error for each expired record that could not
+// be read and ended without one.
+type sweepResult struct {
+	ended      []session.Ended
+	unreadable []error
+}
+
+// count is how many records the call has ended.
+func (r *sweepResult) count() int { return len(r.ended) + len(r.unreadable) }
 
 // sortEnded puts ended in order of ending, then of ID. The records come
 // in order of expiry already, but sessions that expired in the same
@@ -630,7 +646,7 @@ func sortEnded(ended []session.Ended) {
 }
 
 // sweep ends up to limit expired records, in transactions of at most
-// sweepBatch, appending them to ended, purges up to limit ended records,
+// sweepBatch, adding them to res, purges up to limit ended records,
 // and trims the log of token changes. It returns how many it purged.
 //
 // The call's last transaction of ending also purges a first batch and
@@ -638,10 +654,10 @@ func sortEnded(ended []session.Ended) {
 // nothing to end and, most often, nothing to purge, so each transaction
 // of its own would take and release the write lock for nothing. More to
 // purge goes on in transactions of purgeBatch.
-func (s *Store) sweep(ctx context.Context, now int64, keep time.Duration, limit int, ended *[]session.Ended) (purged int, err error) {
+func (s *Store) sweep(ctx context.Context, now int64, keep time.Duration, limit int, res *sweepResult) (purged int, err error) {
 	for purged = -1; purged < 0; { // until the call's last batch, which purged
-		batch := min(sweepBatch, limit-len(*ended))
-		if purged, err = s.endExpiredBatch(ctx, now, keep, batch, limit, ended); err != nil {
+		batch := min(sweepBatch, limit-res.count())
+		if purged, err = s.endExpiredBatch(ctx, now, keep, batch, limit, res); err != nil {
 			return 0, err
 		}
 	}
@@ -667,20 +683,19 @@ const expiredBatch = `SELECT rowid FROM session_records
 	WHERE expires_at <= ?1 AND ` + live + ` ORDER BY expires_at, rowid LIMIT ?2`
 
 // endExpiredBatch ends up to limit expired records in one transaction and
-// appends them to ended, for a call of EndExpired that ends up to
-// callLimit. When this batch is the call's last (it ended fewer than
+// adds them to res, for a call of EndExpired that ends up to callLimit. When this batch is the call's last (it ended fewer than
 // limit, or the call's limit is reached), the same transaction purges up to
 // purgeBatch ended records (callLimit, if fewer) and trims the log of token
 // changes, and purged is how many it purged; otherwise purged is -1.
-func (s *Store) endExpiredBatch(ctx context.Context, now int64, keep time.Duration, limit, callLimit int, ended *[]session.Ended) (purged int, err error) {
+func (s *Store) endExpiredBatch(ctx context.Context, now int64, keep time.Duration, limit, callLimit int, res *sweepResult) (purged int, err error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return -1, wrap("end expired", err)
 	}
 	defer tx.Rollback() // a no-op after Commit
-	first := len(*ended)
+	first, firstUnreadable := len(res.ended), len(res.unreadable)
 	fail := func(err error) (int, error) {
-		*ended = (*ended)[:first]
+		res.ended, res.unreadable = res.ended[:first], res.unreadable[:firstUnreadable]
 		return -1, wrap("end expired", err)
 	}
 	rows, err := tx.StmtContext(ctx, s.expiredRead).QueryContext(ctx, now, limit)
@@ -691,18 +706,20 @@ func (s *Store) endExpiredBatch(ctx context.Context, now int64, keep time.Durati
 	for rows.Next() {
 		rec, err := scan.Scan(rows)
 		if err != nil {
-			rows.Close()
-			return fail(err)
+			// The update below ends this row with the others, as it
+			// selects the same rows.
+			res.unreadable = append(res.unreadable, fmt.Errorf("sqlitestore: end expired: ended a record without an end event: %w", err))
+			continue
 		}
-		if *ended == nil { // sized once, and not at all when nothing expired
-			*ended = make([]session.Ended, 0, callLimit)
+		if res.ended == nil { // sized once, and not at all when nothing expired
+			res.ended = make([]session.Ended, 0, callLimit)
 		}
-		*ended = append(*ended, session.Ended{Record: rec, Ending: sqlstore.ExpiredEnding(rec, keep)})
+		res.ended = append(res.ended, session.Ended{Record: rec, Ending: sqlstore.ExpiredEnding(rec, keep)})
 	}
 	if err = rows.Err(); err != nil {
 		return fail(err)
 	}
-	got := len(*ended) - first
+	got := len(res.ended) - first + len(res.unreadable) - firstUnreadable
 	if got > 0 {
 		changed, err := rowsAffected(tx.StmtContext(ctx, s.expiredEnd).ExecContext(ctx,
 			now, limit, int64(math.MaxInt64), int64(keep)))
@@ -714,7 +731,7 @@ func (s *Store) endExpiredBatch(ctx context.Context, now int64, keep time.Durati
 		}
 	}
 	purged = -1
-	if got < limit || len(*ended) == callLimit {
+	if got < limit || res.count() == callLimit {
 		gone, err := rowsAffected(tx.StmtContext(ctx, s.purge).ExecContext(ctx, now, min(purgeBatch, callLimit)))
 		if err == nil {
 			_, err = tx.StmtContext(ctx, s.trimChanges).ExecContext(ctx, tokenChangesKept)

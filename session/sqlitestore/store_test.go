@@ -510,6 +510,50 @@ func TestFailedPurgeRollsBackItsBatch(t *testing.T) {
 	}
 }
 
+// Expired records that another writer left unreadable end with the rest,
+// and the error names them; they do not stop this sweep or any later one.
+func TestSweepEndsUnreadableRecords(t *testing.T) {
+	ctx := context.Background()
+	s, path := open(t)
+	insertExpired(t, s, 5)
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for _, damage := range []string{
+		`UPDATE session_records SET data = '[1]' WHERE id = 'id-expired-1'`,
+		`UPDATE session_records SET data = 'not json' WHERE id = 'id-expired-3'`,
+	} {
+		if _, err := other.Exec(damage); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := t0.Add(time.Hour)
+	ended, err := s.EndExpired(ctx, now, time.Hour, 10)
+	if got := endedIDs(ended); !slices.Equal(got, []string{"id-expired-0", "id-expired-2", "id-expired-4"}) {
+		t.Errorf("EndExpired ended %v, want the three readable records", got)
+	}
+	if err == nil || !strings.Contains(err.Error(), "id-expired-1") || !strings.Contains(err.Error(), "id-expired-3") {
+		t.Errorf("EndExpired error = %v; want one naming each unreadable record", err)
+	}
+	var left int
+	if err := s.read.QueryRow(`SELECT count(*) FROM session_records WHERE ` + live).Scan(&left); err != nil || left != 0 {
+		t.Errorf("%d records still live, %v; want every expired one ended", left, err)
+	}
+	if more, err := s.EndExpired(ctx, now, time.Hour, 10); err != nil || len(more) != 0 {
+		t.Errorf("the next EndExpired = %v, %v; want nothing left and no error", endedIDs(more), err)
+	}
+}
+
+func endedIDs(ended []session.Ended) []string {
+	ids := make([]string, len(ended))
+	for i, e := range ended {
+		ids[i] = e.ID
+	}
+	return ids
+}
+
 // An ended session keeps its row until its ending is forgotten, with
 // what it held of the client cleared at once; the ID and the token it
 // used may be given to a new session meanwhile, which takes them over.
