@@ -93,9 +93,9 @@ type Store interface {
 	// at or before now, each with Ending{Reason: Expires.Reason, At:
 	// Expires.At, KeepUntil: Expires.At + keep}. It also deletes up to limit
 	// ended-token records whose KeepUntil is at or before now. It returns the
-	// records it ended; fewer than limit means none are left. limit is
-	// positive. It must not hold locks that block other calls for longer than
-	// one bounded batch.
+	// records it ended; fewer than limit, and no error, means none are left.
+	// limit is positive. It must not hold locks that block other calls for
+	// longer than one bounded batch.
 	//
 	// A record it cannot read (another writer damaged it) must not stop
 	// this sweep or the next: the store ends it all the same (or leaves it
